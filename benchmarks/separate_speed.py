@@ -1,0 +1,121 @@
+"""Separation speed and peak memory of `vocalsep separate`, end to end.
+
+Synthesizes stereo 44.1 kHz 16-bit WAV songs of the given durations (streamed to disk, so
+even 60 minutes costs no memory here), then runs the real command line on each one in a
+fresh process under `/usr/bin/time -v` and prints, per file: audio duration, wall time,
+real-time factor (audio seconds per wall second, including start-up, decoding and writing
+both stems) and peak resident memory of the whole process.
+
+    python benchmarks/separate_speed.py                      # 30 s, 3 min, 60 min
+    python benchmarks/separate_speed.py --durations 30,180 --model my.ckpt
+
+Without --model it builds an untrained model of realistic size (the Jansson et al. 2017 U-Net
+preset on 512 bins of a 22.05 kHz STFT, each channel on its own): speed does not depend on
+the weights.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+RATE = 44100
+
+
+def synthesize(path: Path, seconds: float, seed: int = 0) -> None:
+    """A stereo 'song' (vibrato voice, chords, noise bursts) written block by block."""
+    rng = np.random.default_rng(seed)
+    block = RATE * 10
+    total = round(seconds * RATE)
+    with sf.SoundFile(path, "w", RATE, 2, subtype="PCM_16") as file:
+        for start in range(0, total, block):
+            t = np.arange(start, min(start + block, total)) / RATE
+            voice = 0.2 * np.sin(2 * np.pi * (330 * t + 4 * np.sin(2 * np.pi * 5.5 * t)))
+            chords = sum(0.08 * np.sin(2 * np.pi * f * t) for f in (110, 138.6, 164.8, 220))
+            noise = 0.05 * rng.standard_normal(t.size) * (np.sin(2 * np.pi * 2 * t) > 0.9)
+            file.write(np.stack([voice + chords + noise, 0.7 * voice + chords - noise], axis=1))
+
+
+def build_model(path: Path) -> None:
+    from vocalsep.audio.models import SpectrogramMaskModel, SpectrogramModelConfig
+    from vocalsep.audio.stft import STFTConfig
+    from vocalsep.core.unet import preset
+
+    config = SpectrogramModelConfig(
+        sample_rate=22050, stft=STFTConfig(n_fft=1024, hop_length=256), max_bin=512
+    )
+    model = SpectrogramMaskModel(config, "unet", preset("jansson2017"))
+    model.save(path, metadata={"note": "untrained, for speed benchmarks only"})
+
+
+def measure(command: list[str]) -> tuple[float, float]:
+    """Wall seconds and peak RSS (MB) of one command in a fresh process."""
+    timer = shutil.which("time") or "/usr/bin/time"
+    start = time.perf_counter()
+    if os.path.exists(timer):
+        result = subprocess.run([timer, "-v", *command], capture_output=True, text=True)
+        wall = time.perf_counter() - start
+        match = re.search(r"Maximum resident set size \(kbytes\): (\d+)", result.stderr)
+        peak = int(match.group(1)) / 1024 if match else float("nan")
+    else:  # fall back on the kernel's accounting of finished children
+        import resource
+
+        result = subprocess.run(command, capture_output=True, text=True)
+        wall = time.perf_counter() - start
+        peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    if result.returncode != 0:
+        sys.exit(f"command failed: {' '.join(command)}\n{result.stderr[-2000:]}")
+    return wall, peak
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--durations", default="30,180,3600", help="seconds, comma-separated")
+    parser.add_argument("--model", default=None, help="checkpoint (default: untrained preset)")
+    parser.add_argument("--workdir", default=None, help="where to put the test files")
+    args = parser.parse_args()
+
+    workdir = Path(args.workdir or tempfile.mkdtemp(prefix="vocalsep-bench-"))
+    workdir.mkdir(parents=True, exist_ok=True)
+    model = Path(args.model) if args.model else workdir / "bench_model.ckpt"
+    if not args.model:
+        build_model(model)
+    print(f"model: {model}   threads: {os.cpu_count()} cpus   python: {sys.version.split()[0]}")
+    print(f"{'audio':>8} {'wall s':>8} {'x real time':>12} {'peak RSS MB':>12}")
+    try:
+        for seconds in (float(value) for value in args.durations.split(",")):
+            song = workdir / f"song_{seconds:g}s.wav"
+            if not song.exists():
+                synthesize(song, seconds)
+            command = [
+                sys.executable,
+                "-m",
+                "vocalsep",
+                "separate",
+                str(song),
+                "--model",
+                str(model),
+                "-o",
+                str(workdir / "out"),
+                "--overwrite",
+                "--no-progress",
+            ]
+            wall, peak = measure(command)
+            print(f"{seconds:>7g}s {wall:>8.1f} {seconds / wall:>12.1f} {peak:>12.0f}", flush=True)
+    finally:
+        if not args.workdir:
+            shutil.rmtree(workdir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

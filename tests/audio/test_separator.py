@@ -1,0 +1,146 @@
+import numpy as np
+import pytest
+import torch
+from support import make_model, synth
+
+from vocalsep.audio.errors import InvalidAudioError
+from vocalsep.audio.models import load_model
+from vocalsep.audio.separator import Separator
+
+
+class ConstantMask(torch.nn.Module):
+    """Stands in for a network: the same mask value everywhere."""
+
+    def __init__(self, config, value):
+        super().__init__()
+        self.config, self.value = config, value
+
+    def forward(self, magnitude):
+        batch, channels, bins, frames = magnitude.shape
+        return torch.full((batch, len(self.config.targets), channels, bins, frames), self.value)
+
+
+def constant_separator(value, **options):
+    separator = Separator(make_model(**options))
+    separator.model = ConstantMask(separator.config, value)
+    return separator
+
+
+@pytest.mark.parametrize("rate", [16000, 44100, 8000])
+@pytest.mark.parametrize("channels", [1, 2])
+def test_all_ones_mask_reproduces_the_mixture(rate, channels):
+    separator = constant_separator(1.0, max_bin=60)  # band-limited model, mask extended
+    mixture = synth(rate, rate * 2 + 123, channels)
+    stems = separator.separate(mixture, rate)
+    assert np.abs(stems["vocals"] - mixture).max() < 1e-5
+    assert np.abs(stems["accompaniment"]).max() < 1e-5
+
+
+def test_stems_sum_to_the_mixture():
+    separator = Separator(make_model())
+    mixture = synth(44100, 44100 * 3, 2)
+    stems = separator.separate(mixture, 44100)
+    assert not np.allclose(stems["vocals"], 0)
+    assert np.abs(stems["vocals"] + stems["accompaniment"] - mixture).max() < 1e-6
+
+
+@pytest.mark.parametrize("rate,chunk_seconds", [(16000, 0.9), (22050, 4.0)])
+def test_chunked_equals_unchunked_for_a_fully_convolutional_model(rate, chunk_seconds):
+    # Depth-1 net with a 3x3 kernel: a receptive field of a few frames, covered by a frame
+    # context of 4; frame tiles step by 32, a multiple of the net's stride. At 22050 Hz the
+    # mixture is resampled for the 16 kHz model, and chunks start on both frame grids.
+    options = dict(channels=(6,), kernel_size=3, tile_frames=40, tile_overlap=8, tile_context=4)
+    model = make_model(**options)
+    mixture = synth(rate, rate * 25 + 11, 2)
+    whole = Separator(model, chunk_seconds=100.0).separate(mixture, rate)
+    chunked = Separator(model, chunk_seconds=chunk_seconds, overlap_seconds=0.2)
+    assert chunked._chunk_plan(rate).num_tiles(mixture.shape[-1]) >= 5  # really chunked
+    stems = chunked.separate(mixture, rate)
+    for stem in whole:
+        assert np.abs(whole[stem] - stems[stem]).max() < 1e-4
+
+
+@pytest.mark.parametrize("rate", [8000, 16000, 22050, 44100, 48000])
+@pytest.mark.parametrize("length", [1, 2, 255, 4001])
+@pytest.mark.parametrize("channels", [1, 2, 3])
+def test_output_keeps_length_rate_and_channels(rate, length, channels):
+    separator = Separator(make_model(audio_channels=2))
+    mixture = synth(rate, length, channels, seed=length)
+    stems = separator.separate(mixture, rate)
+    assert set(stems) == {"vocals", "accompaniment"}
+    for value in stems.values():
+        assert value.shape == mixture.shape and value.dtype == np.float32
+        assert np.isfinite(value).all()
+
+
+def test_minutes_long_mono_vector():
+    separator = Separator(make_model(), chunk_seconds=20)
+    mixture = synth(16000, 16000 * 125, 1)[0]
+    stems = separator.separate(mixture, 16000)
+    assert stems["vocals"].shape == mixture.shape
+
+
+def test_full_band_output_above_the_model_rate():
+    """A 16 kHz model on 44.1 kHz input: a 15 kHz tone still reaches the stems."""
+    rate = 44100
+    t = np.arange(rate) / rate
+    tone = (0.5 * np.sin(2 * np.pi * 15000 * t)).astype(np.float32)[None]
+    kept = constant_separator(1.0).separate(tone, rate)["vocals"]
+    assert np.abs(kept - tone).max() < 1e-4
+    # With the "top" extension the mask above the band follows the band's top eighth:
+    separator = constant_separator(0.25)
+    vocals = separator.separate(tone, rate)["vocals"]
+    assert np.abs(vocals - 0.25 * tone).max() < 1e-4
+
+
+def test_predict_mask_is_full_band_and_extends_the_top_of_the_band():
+    separator = Separator(make_model(max_bin=64))  # 129 bins, the network sees 64
+    magnitude = torch.rand(2, 129, 50)
+    mask = separator.predict_mask(magnitude)
+    assert mask.shape == (1, 2, 129, 50)
+    assert mask.min() >= 0 and mask.max() <= 1
+    top = mask[..., 56:64, :].mean(dim=-2, keepdim=True)
+    assert torch.allclose(mask[..., 64:, :], top.expand(-1, -1, 65, -1), atol=1e-6)
+    batched = separator.predict_mask(magnitude[None])
+    assert torch.allclose(batched[0], mask)
+    with pytest.raises(ValueError):
+        separator.predict_mask(torch.rand(2, 100, 50))
+
+
+def test_stereo_network_on_mono_and_stereo():
+    separator = Separator(make_model(audio_channels=2, targets=("vocals", "accompaniment")))
+    assert separator.stems == ["vocals", "accompaniment"]
+    for channels in (1, 2, 4):
+        magnitude = torch.rand(channels, 129, 20)
+        assert separator.predict_mask(magnitude).shape == (2, channels, 129, 20)
+
+
+def test_save_load_gives_identical_output(tmp_path):
+    model = make_model(audio_channels=2)
+    model.save(tmp_path / "model.ckpt", metadata={"licence": "test"})
+    loaded = load_model(tmp_path / "model.ckpt")
+    assert loaded.config == model.config
+    mixture = synth(16000, 16000 * 2, 2)
+    before = Separator(model).separate(mixture, 16000)
+    after = Separator(loaded).separate(mixture, 16000)
+    for stem in before:
+        assert np.array_equal(before[stem], after[stem])
+
+
+def test_silence_gives_silent_stems():
+    stems = Separator(make_model()).separate(np.zeros((2, 20000), np.float32), 16000)
+    for value in stems.values():
+        assert np.abs(value).max() < 1e-6
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_non_finite_samples_are_rejected(bad):
+    mixture = synth(16000, 5000, 2)
+    mixture[1, 1234] = bad
+    with pytest.raises(InvalidAudioError, match="NaN or infinite"):
+        Separator(make_model()).separate(mixture, 16000)
+
+
+def test_empty_input_is_rejected():
+    with pytest.raises(InvalidAudioError, match="no audio"):
+        Separator(make_model()).separate(np.zeros((2, 0), np.float32), 16000)

@@ -1,0 +1,108 @@
+import pytest
+import torch
+
+from vocalsep.core.errors import ConfigError
+from vocalsep.core.tiling import StreamingOverlapAdd, TilePlan, overlap_add
+
+
+def stream(fn, inputs, plan, block):
+    tiler = StreamingOverlapAdd(fn, plan)
+    parts = [tiler.push(piece) for piece in inputs.split(block, dim=-1)]
+    parts.append(tiler.finish())
+    return torch.cat([part for part in parts if part is not None], dim=-1)
+
+
+@pytest.fixture
+def conv1d():
+    torch.manual_seed(0)
+    return torch.nn.Conv1d(2, 3, kernel_size=5, padding=2)  # receptive field: 2 each side
+
+
+PLANS = [
+    TilePlan(100, 0, 2),
+    TilePlan(100, 30, 2),
+    TilePlan(7, 3, 5),
+    TilePlan(1, 0, 2),
+    TilePlan(5000, 10, 2),
+]
+
+
+@pytest.mark.parametrize("plan", PLANS, ids=str)
+@torch.no_grad()
+def test_tiled_equals_untiled_when_context_covers_receptive_field(conv1d, plan):
+    inputs = torch.randn(1, 2, 1003)
+    expected = conv1d(inputs)
+    assert torch.allclose(overlap_add(conv1d, inputs, [plan]), expected, atol=1e-5)
+    for block in (1, 37, 2000):
+        assert torch.allclose(stream(conv1d, inputs, plan, block), expected, atol=1e-5)
+
+
+@torch.no_grad()
+def test_without_enough_context_tiles_differ(conv1d):
+    inputs = torch.randn(1, 2, 400)
+    tiled = overlap_add(conv1d, inputs, [TilePlan(50, 0, 0)])
+    assert (tiled - conv1d(inputs)).abs().max() > 1e-3  # the test above can fail
+
+
+@pytest.mark.parametrize("overlap", [0, 1, 13, 63])
+def test_constant_is_reproduced_for_any_overlap(overlap):
+    inputs = torch.full((3, 500), 2.5)
+    output = overlap_add(lambda tile: tile, inputs, [TilePlan(64, overlap)])
+    assert torch.allclose(output, inputs, atol=1e-6)
+
+
+def test_window_ramps_are_complementary():
+    window = TilePlan(16, 6).window()
+    assert torch.allclose(window[-6:] + window[:6], torch.ones(6))
+    assert window.min() > 0
+
+
+@torch.no_grad()
+def test_two_dimensional_tiles():
+    torch.manual_seed(1)
+    conv = torch.nn.Conv2d(1, 4, kernel_size=3, padding=1)
+    image = torch.randn(2, 1, 50, 71)
+    tiled = overlap_add(conv, image, [TilePlan(16, 4, 1), TilePlan(20, 5, 1)])
+    assert tiled.shape == (2, 4, 50, 71)
+    assert torch.allclose(tiled, conv(image), atol=1e-5)
+
+
+def test_stream_output_length_matches_input_for_short_and_odd_lengths():
+    for length in (1, 5, 63, 64, 65, 1000):
+        inputs = torch.randn(2, length)
+        output = stream(lambda tile: tile * 2, inputs, TilePlan(64, 16, 3), block=17)
+        assert output.shape == (2, length)
+        assert torch.allclose(output, inputs * 2, atol=1e-6)
+
+
+def test_stream_holds_about_one_tile():
+    plan = TilePlan(100, 20, 10)
+    tiler = StreamingOverlapAdd(lambda tile: tile, plan)
+    for _ in range(500):
+        tiler.push(torch.randn(1, 50))
+        assert tiler._pending.shape[-1] <= plan.tile + 2 * plan.context + 50
+        if tiler._output is not None:
+            assert tiler._output.shape[-1] <= plan.tile + 50
+
+
+@pytest.mark.parametrize("arguments", [(0, 0, 0), (10, 10, 0), (10, -1, 0), (10, 2, -1)], ids=str)
+def test_invalid_plans(arguments):
+    with pytest.raises(ConfigError):
+        TilePlan(*arguments)
+
+
+def test_finish_without_input_is_an_error():
+    with pytest.raises(ValueError):
+        StreamingOverlapAdd(lambda tile: tile, TilePlan(4)).finish()
+
+
+def test_last_tile_is_cut_short_unless_fixed_size():
+    plan = TilePlan(100, 10, 3)
+    for fixed, expected in ((False, [106, 26]), (True, [106, 106])):
+        sizes = []
+        tiler = StreamingOverlapAdd(
+            lambda tile, sizes=sizes: sizes.append(tile.shape[-1]) or tile, plan, fixed_size=fixed
+        )
+        tiler.push(torch.ones(1, 110))
+        output = tiler.finish()
+        assert sizes == expected and torch.allclose(output, torch.ones(1, 110)[..., 90:])

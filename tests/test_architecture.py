@@ -1,0 +1,58 @@
+"""Layering and hygiene: core is modality-free, imports stay light, lint and contracts hold."""
+
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def imported_modules(statement: str) -> set[str]:
+    code = f"import sys; {statement}; print('\\n'.join(sorted(sys.modules)))"
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT
+    )
+    return set(result.stdout.split())
+
+
+def test_core_imports_no_audio_or_image_module():
+    modules = imported_modules(
+        "import vocalsep.core, vocalsep.core.unet, vocalsep.core.tiling, "
+        "vocalsep.core.checkpoint, vocalsep.core.config, vocalsep.core.registry"
+    )
+    assert "torch" in modules  # the statement really imported the core
+    leaked = {m for m in modules if re.match(r"vocalsep\.(audio|image|api|cli|pretrained)", m)}
+    leaked |= {m for m in modules if m.split(".")[0] in {"soundfile", "soxr", "PIL", "librosa"}}
+    assert not leaked
+
+
+def test_import_vocalsep_is_light():
+    modules = imported_modules("import vocalsep, vocalsep.cli")
+    assert "torch" not in modules and "numpy" not in modules
+
+
+def test_import_contracts():
+    lint_imports = shutil.which("lint-imports", path=str(Path(sys.executable).parent))
+    if lint_imports is None:
+        pytest.skip("import-linter is not installed (pip install -e '.[dev]')")
+    result = subprocess.run([lint_imports], capture_output=True, text=True, cwd=ROOT)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_ruff_clean():
+    ruff = shutil.which("ruff", path=str(Path(sys.executable).parent))
+    if ruff is None:
+        pytest.skip("ruff is not installed (pip install -e '.[dev]')")
+    result = subprocess.run([ruff, "check", "."], capture_output=True, text=True, cwd=ROOT)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_ci_runs_the_readme_test_command():
+    readme = (ROOT / "README.md").read_text()
+    block = re.search(r"<!-- ci:test -->\n```bash\n(.+?)\n```\n<!-- /ci:test -->", readme, re.S)
+    assert block and "pytest" in block.group(1)
+    assert "ci:test" in (ROOT / ".ci" / "run").read_text()

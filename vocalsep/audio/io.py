@@ -1,0 +1,460 @@
+"""Reading, resampling and writing audio files.
+
+Arrays are float32 numpy `(channels, samples)` everywhere. Files are read block by block so
+memory does not grow with their length: with libsndfile (wav, flac, ogg, mp3, aiff, ...) when it
+can open the file, otherwise through an ffmpeg pipe (m4a, mp4, aac, ...) when ffmpeg is
+installed. Outputs are written to a temporary file beside the target and renamed into place only
+once complete, so a half-written file never exists under the final name.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import secrets
+import shutil
+import stat
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+from types import TracebackType
+
+import numpy as np
+import soundfile
+import soxr
+
+from .errors import AudioDecodeError, AudioWriteError, InvalidAudioError
+
+StrPath = str | os.PathLike
+
+AUDIO_EXTENSIONS: frozenset[str] = frozenset(
+    f".{name}"
+    for name in "wav flac ogg oga opus mp3 m4a mp4 aac aif aiff au caf wma webm mka mkv w64".split()
+)
+SUBTYPES = {"16": "PCM_16", "24": "PCM_24", "32f": "FLOAT"}
+FORMATS = {"wav": "WAV", "flac": "FLAC"}
+
+INSTALL_FFMPEG = "install ffmpeg (apt-get install ffmpeg / brew install ffmpeg)"
+_SOUNDFILE_ERRORS = (soundfile.SoundFileError, RuntimeError, TypeError, ValueError)
+_BYTES_PER_SAMPLE = dict(
+    PCM_S8=1, PCM_U8=1, PCM_16=2, PCM_24=3, PCM_32=4, FLOAT=4, DOUBLE=8, ULAW=1, ALAW=1
+)
+# When a PCM data chunk is cut short libsndfile quietly reports only the frames present, but
+# its log keeps the size the header promised: "data : <promised> (should be <present>)"
+# (an AIFF SSND chunk starts with 8 bytes of offset and block size).
+_SHORT_CHUNK = re.compile(r"^\s*(data|SSND|Data Size)\s*:\s*(\d+)\s*\(should be (\d+)\)", re.M)
+_PLACEHOLDER_SIZE = 0x7FFFF000  # streaming writers leave ~2**31 or 2**32 - 1 in their headers
+_UNKNOWN_FRAMES = 2**63 - 1  # libsndfile's SF_COUNT_MAX
+_PROBE_TIMEOUT_S = 60
+_LOAD_BLOCK = 1 << 18
+
+
+@dataclass(frozen=True)
+class AudioInfo:
+    """What a file holds. `frames` is None when unknown (ffmpeg), and an estimate for MP3s
+    without a Xing header."""
+
+    sample_rate: int
+    channels: int
+    frames: int | None
+    backend: str  # "soundfile" | "ffmpeg"
+
+
+class AudioReader:
+    """An open audio file, read as a stream of blocks; create it with `open_audio`."""
+
+    def __init__(self, path: Path, info: AudioInfo, source: soundfile.SoundFile | str) -> None:
+        """`source`: an open SoundFile, or the ffmpeg executable to decode `path` with."""
+        self.path = path
+        self.info = info
+        self._file = source if isinstance(source, soundfile.SoundFile) else None
+        self._ffmpeg = source if isinstance(source, str) else None
+        self._processes: set[subprocess.Popen] = set()
+        self._closed = False
+
+    def blocks(self, block_frames: int) -> Iterator[np.ndarray]:
+        """Yield the file from its start as float32 `(channels, n)` blocks with
+        `n == block_frames` except for the last. Decoding errors raise `AudioDecodeError`."""
+        if block_frames < 1:
+            raise ValueError(f"block_frames must be positive, got {block_frames}")
+        if self._closed:
+            raise ValueError(f"reader of {self.path} is closed")
+        if self._file is not None:
+            return self._soundfile_blocks(int(block_frames))
+        return self._ffmpeg_blocks(int(block_frames))
+
+    def _soundfile_blocks(self, block_frames: int) -> Iterator[np.ndarray]:
+        file, read = self._file, 0
+        while True:
+            if self._closed:
+                raise ValueError(f"reader of {self.path} is closed")
+            try:
+                if read == 0 and file.tell() != 0:
+                    file.seek(0)
+                data = file.read(block_frames, dtype="float32", always_2d=True)
+            except (soundfile.SoundFileError, RuntimeError) as error:
+                raise AudioDecodeError(
+                    f"cannot decode {self.path} after {read} frames ({_reason(error)}); "
+                    "re-export or re-download it"
+                ) from None
+            read += len(data)
+            if len(data):
+                yield np.ascontiguousarray(data.T)
+            if len(data) < block_frames:
+                break
+        # MP3 frame counts are estimates when there is no Xing header, so a short read is normal.
+        if self.info.frames is not None and read < self.info.frames and file.format != "MP3":
+            raise _truncated(self.path, self.info.frames, read)
+
+    def _ffmpeg_blocks(self, block_frames: int) -> Iterator[np.ndarray]:
+        channels, frame_bytes = self.info.channels, 4 * self.info.channels
+        # -ac/-ar pin the output to what ffprobe reported, even if the stream changes midway.
+        command = [self._ffmpeg, "-nostdin", "-v", "error", "-i", os.path.abspath(self.path)]
+        command += f"-map 0:a:0 -ac {channels} -ar {self.info.sample_rate} -f f32le".split()
+        command += ["-acodec", "pcm_f32le", "-"]
+        # ffmpeg's stderr goes to a file: an unread pipe could fill up and stall ffmpeg.
+        with tempfile.TemporaryFile() as stderr:
+            try:
+                process = subprocess.Popen(
+                    command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=stderr
+                )
+            except OSError as error:
+                raise AudioDecodeError(
+                    f"cannot run {self._ffmpeg} to decode {self.path} ({error}); reinstall ffmpeg"
+                ) from None
+            self._processes.add(process)
+            try:
+                while True:
+                    data = process.stdout.read(block_frames * frame_bytes)
+                    n = len(data) // frame_bytes
+                    if n:
+                        yield np.frombuffer(data, "<f4", n * channels).reshape(n, channels).T.copy()
+                    if len(data) < block_frames * frame_bytes:
+                        break
+                if process.wait() != 0:
+                    stderr.seek(0)
+                    reason = _first_line(stderr.read(), os.path.abspath(self.path))
+                    raise AudioDecodeError(
+                        f"cannot decode {self.path}: ffmpeg failed ({reason}); "
+                        "re-export or re-download it"
+                    )
+            finally:
+                self._processes.discard(process)
+                _stop(process)
+
+    def close(self) -> None:
+        """Release the file and stop any ffmpeg still decoding it."""
+        self._closed = True
+        for process in list(self._processes):
+            _stop(process)
+        if self._file is not None:
+            self._file.close()
+
+    def __enter__(self) -> AudioReader:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+def open_audio(path: StrPath) -> AudioReader:
+    """Open `path` for streaming with libsndfile, or ffmpeg when libsndfile cannot read it.
+
+    Raises `AudioDecodeError` (one line, with the fix) when the file cannot be read."""
+    path = Path(path)
+    _check_readable(path)
+    try:
+        file = soundfile.SoundFile(os.fspath(path))
+    except _SOUNDFILE_ERRORS as error:
+        return _open_with_ffmpeg(path, _reason(error))
+    frames = None if file.frames >= _UNKNOWN_FRAMES else file.frames
+    # A cut-off PCM file: libsndfile only counts what is there, its log remembers the header.
+    short = _SHORT_CHUNK.search(file.extra_info)
+    sample_bytes = _BYTES_PER_SAMPLE.get(file.subtype)
+    if frames is not None and short and sample_bytes:
+        chunk, size, present = short[1], int(short[2]), int(short[3])
+        promised = (size - 8 * (chunk == "SSND")) // (sample_bytes * file.channels)
+        if present < size < _PLACEHOLDER_SIZE and promised > frames:
+            file.close()
+            raise _truncated(path, promised, frames)
+    info = AudioInfo(file.samplerate, file.channels, frames, "soundfile")
+    return AudioReader(path, info, file)
+
+
+def _open_with_ffmpeg(path: Path, soundfile_reason: str) -> AudioReader:
+    ffmpeg, ffprobe = shutil.which("ffmpeg"), shutil.which("ffprobe")
+    if not ffmpeg or not ffprobe:
+        raise AudioDecodeError(
+            f"cannot read {path}: libsndfile reads wav, flac, ogg, mp3 and aiff but not this file"
+            f" ({soundfile_reason}); {INSTALL_FFMPEG} to read m4a/mp4/aac and other containers"
+        )
+    target = os.path.abspath(path)  # never mistaken for an option, "-" or a URL by ffprobe
+    command = [ffprobe, "-v", "error", "-select_streams", "a:0", "-of", "json"]
+    command += ["-show_entries", "stream=sample_rate,channels", target]
+    try:
+        result = subprocess.run(
+            command, stdin=subprocess.DEVNULL, capture_output=True, timeout=_PROBE_TIMEOUT_S
+        )
+    except (OSError, subprocess.TimeoutExpired) as error:
+        raise AudioDecodeError(f"cannot decode {path}: ffprobe failed ({error})") from None
+    reason = _first_line(result.stderr, target) if result.returncode else "no audio stream"
+    if not result.returncode:
+        try:
+            stream = json.loads(result.stdout)["streams"][0]
+            sample_rate, channels = int(stream["sample_rate"]), int(stream["channels"])
+            if sample_rate > 0 and channels > 0:
+                info = AudioInfo(sample_rate, channels, None, "ffmpeg")
+                return AudioReader(path, info, ffmpeg)
+        except (ValueError, KeyError, IndexError, TypeError):
+            pass
+    raise AudioDecodeError(f"cannot decode {path}: not a readable audio file ({reason})")
+
+
+def load_audio(path: StrPath) -> tuple[np.ndarray, int]:
+    """Read a whole file: float32 `(channels, samples)` and its sample rate."""
+    with open_audio(path) as reader:
+        blocks = list(reader.blocks(_LOAD_BLOCK))
+        channels, sample_rate = reader.info.channels, reader.info.sample_rate
+    if not blocks:
+        return np.zeros((channels, 0), np.float32), sample_rate
+    return np.concatenate(blocks, axis=1), sample_rate
+
+
+def check_audio(block: np.ndarray, path: StrPath) -> None:
+    """Raise `InvalidAudioError` if `block` (any shape) holds NaN or infinite samples."""
+    if not np.isfinite(block).all():
+        raise InvalidAudioError(
+            f"{path} contains NaN or infinite samples; re-export it or clean it first"
+        )
+
+
+def resample(audio: np.ndarray, orig_sr: int, target_sr: int) -> np.ndarray:
+    """Resample `(channels, samples)` (or `(samples,)`) with soxr "HQ" to float32 of exactly
+    `round(samples * target_sr / orig_sr)` samples; a float32 copy when the rates agree."""
+    if orig_sr <= 0 or target_sr <= 0:
+        raise ValueError(f"sample rates must be positive, got {orig_sr} and {target_sr}")
+    audio = np.asarray(audio, dtype=np.float32)
+    if audio.ndim not in (1, 2):
+        raise ValueError(f"audio must be (channels, samples) or (samples,), got {audio.shape}")
+    if orig_sr == target_sr:
+        return audio.copy()
+    length = round(Fraction(audio.shape[-1]) * Fraction(target_sr) / Fraction(orig_sr))
+    if length == 0:
+        return np.zeros((*audio.shape[:-1], 0), np.float32)
+    out = soxr.resample(audio.T, orig_sr, target_sr, quality="HQ").T  # soxr: (samples, channels)
+    # soxr rounds halves up, Python to even, and tiny inputs may come out a little short.
+    if out.shape[-1] > length:
+        out = out[..., :length]
+    elif out.shape[-1] < length:
+        out = np.pad(out, [(0, 0)] * (out.ndim - 1) + [(0, length - out.shape[-1])])
+    return np.ascontiguousarray(out, dtype=np.float32)
+
+
+class AudioWriter:
+    """Write `(channels, n)` blocks to `path` atomically: into a hidden temporary file beside it,
+    renamed onto `path` by `commit()` (or leaving the `with` block normally) and deleted by
+    `abort()` (or an exception in the block). Problems raise `AudioWriteError`."""
+
+    def __init__(
+        self,
+        path: StrPath,
+        sample_rate: int,
+        channels: int,
+        format: str = "wav",
+        bit_depth: str = "16",
+        overwrite: bool = False,
+    ) -> None:
+        self.path = Path(path)
+        self.overwrite = overwrite
+        if format not in FORMATS or bit_depth not in SUBTYPES:
+            raise AudioWriteError(
+                f"cannot write {self.path} as {format}/{bit_depth}: format must be one of "
+                f"{', '.join(FORMATS)} and bit depth one of {', '.join(SUBTYPES)}"
+            )
+        if format == "flac" and bit_depth == "32f":
+            raise AudioWriteError(
+                f"cannot write {self.path}: flac cannot store 32-bit float samples; "
+                "use --bit-depth 16 or 24, or --format wav"
+            )
+        if sample_rate <= 0 or channels <= 0:
+            raise ValueError(f"sample rate and channels must be positive for {self.path}")
+        self.channels = int(channels)
+        self._clip = bit_depth != "32f"
+        self._done = False
+        self._check_target()
+        directory = self.path.parent
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+            self._temp = self._reserve_temp()
+        except OSError as error:
+            raise AudioWriteError(_unwritable(directory, error)) from None
+        try:
+            self._file = soundfile.SoundFile(
+                os.fspath(self._temp),
+                "w",
+                int(sample_rate),
+                self.channels,
+                SUBTYPES[bit_depth],
+                format=FORMATS[format],
+            )
+        except _SOUNDFILE_ERRORS as error:
+            self._temp.unlink(missing_ok=True)
+            raise AudioWriteError(f"cannot write {self.path}: {_reason(error)}") from None
+
+    def _check_target(self) -> None:
+        try:
+            mode = os.lstat(self.path).st_mode
+        except FileNotFoundError:
+            return
+        except OSError as error:
+            raise AudioWriteError(_unwritable(self.path.parent, error)) from None
+        if stat.S_ISDIR(mode):
+            raise AudioWriteError(f"{self.path} is a directory; choose another output name")
+        if not self.overwrite:
+            raise AudioWriteError(f"{self.path} exists; pass --overwrite to replace it")
+
+    def _reserve_temp(self) -> Path:
+        while True:
+            temp = self.path.with_name(f".{self.path.name}.partial-{secrets.token_hex(4)}")
+            try:
+                # O_EXCL claims a fresh name; mode 0o666 lets the umask decide as for any file
+                # (mkstemp would leave the output readable by its owner only).
+                os.close(os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+                return temp
+            except FileExistsError:
+                continue
+
+    def write(self, block: np.ndarray) -> None:
+        """Append a `(channels, n)` block of samples in [-1, 1]."""
+        if self._done:
+            raise ValueError(f"writer of {self.path} is already committed or aborted")
+        block = np.asarray(block, dtype=np.float32)
+        if block.ndim != 2 or block.shape[0] != self.channels:
+            raise ValueError(f"expected a ({self.channels}, n) block, got {block.shape}")
+        if self._clip:  # libsndfile would wrap out-of-range samples around, not clip them
+            block = np.clip(block, -1.0, 1.0)
+        try:
+            self._file.write(np.ascontiguousarray(block.T))
+        # soundfile asserts that every frame was written (a full disk can fail that way too)
+        except (soundfile.SoundFileError, RuntimeError, OSError, AssertionError) as error:
+            self.abort()
+            raise AudioWriteError(
+                f"cannot write {self.path} ({_reason(error) or 'short write'}); free disk space "
+                "or choose another output directory with -o"
+            ) from None
+
+    def commit(self) -> Path:
+        """Finish the file and rename it onto `path`; returns `path`."""
+        if self._done:
+            raise ValueError(f"writer of {self.path} is already committed or aborted")
+        try:
+            self._file.close()
+            self._check_target()  # the target may have appeared while we were writing
+            os.replace(self._temp, self.path)
+        except AudioWriteError:
+            self.abort()
+            raise
+        except (soundfile.SoundFileError, RuntimeError, OSError) as error:
+            self.abort()
+            raise AudioWriteError(f"cannot write {self.path} ({_reason(error)})") from None
+        self._done = True
+        return self.path
+
+    def abort(self) -> None:
+        """Drop everything written so far; `path` is left as it was. Safe to call twice."""
+        if self._done:
+            return
+        self._done = True
+        try:
+            self._file.close()
+        except (soundfile.SoundFileError, RuntimeError, OSError):
+            pass  # the file is deleted anyway
+        self._temp.unlink(missing_ok=True)
+
+    def __enter__(self) -> AudioWriter:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType
+    ) -> None:
+        if self._done:
+            return
+        if exc_type is None:
+            self.commit()
+        else:
+            self.abort()
+
+
+def write_audio(
+    path: StrPath,
+    audio: np.ndarray,
+    sample_rate: int,
+    format: str = "wav",
+    bit_depth: str = "16",
+    overwrite: bool = False,
+) -> Path:
+    """Write `(channels, samples)` (or mono `(samples,)`) atomically; returns the path."""
+    audio = np.asarray(audio)
+    if audio.ndim == 1:
+        audio = audio[None]
+    with AudioWriter(path, sample_rate, audio.shape[0], format, bit_depth, overwrite) as writer:
+        for start in range(0, audio.shape[1], _LOAD_BLOCK):  # bounds the clipped float32 copy
+            writer.write(audio[:, start : start + _LOAD_BLOCK])
+    return Path(path)
+
+
+def _check_readable(path: Path) -> None:
+    try:
+        mode = os.stat(path).st_mode
+        if stat.S_ISDIR(mode):
+            raise AudioDecodeError(f"{path} is a directory, not an audio file; pass a file")
+        with open(path, "rb") as handle:
+            empty = not handle.read(1)
+    except (FileNotFoundError, NotADirectoryError):
+        raise AudioDecodeError(f"{path} does not exist; check the path") from None
+    except OSError as error:
+        raise AudioDecodeError(
+            f"cannot read {path} ({error.strerror or error}); check its permissions"
+        ) from None
+    if empty:
+        raise AudioDecodeError(f"{path} is empty (0 bytes); re-export or re-download it")
+
+
+def _truncated(path: Path, promised: int, read: int) -> AudioDecodeError:
+    return AudioDecodeError(
+        f"{path} is truncated: header says {promised} frames, only {read} could be read; "
+        "re-export or re-download it"
+    )
+
+
+def _unwritable(directory: Path, error: OSError) -> str:
+    reason = error.strerror or str(error)
+    if isinstance(error, (FileExistsError, NotADirectoryError)):
+        # mkdir's "File exists" hides the real problem: a regular file where a folder should be
+        blocker = next((p for p in (directory, *directory.parents) if p.is_file()), directory)
+        reason = f"{blocker} is a file, not a directory"
+    return f"cannot write to {directory} ({reason}); choose another output directory with -o"
+
+
+def _reason(error: BaseException) -> str:
+    """libsndfile's own words without soundfile's "Error opening 'path': " prefix."""
+    lines = (getattr(error, "error_string", None) or str(error)).strip().splitlines()
+    return lines[0].rstrip(".") if lines else ""
+
+
+def _first_line(stderr: bytes, target: str) -> str:
+    lines = stderr.decode("utf-8", "replace").strip().splitlines()
+    line = lines[0].strip() if lines else "no error message"
+    return line.removeprefix(f"{target}: ")
+
+
+def _stop(process: subprocess.Popen) -> None:
+    """Kill `process` if it is still running and reap it, so it leaves no zombie."""
+    if process.poll() is None:
+        process.kill()
+    process.stdout.close()
+    process.wait()

@@ -1,0 +1,329 @@
+"""The Separator: waveform -> STFT -> network masks -> masked STFT -> iSTFT -> stems.
+
+Long inputs are processed as a stream of time-domain chunks (`StreamingOverlapAdd`), each with
+enough context on both sides that chunk boundaries leave no trace, so memory does not grow with
+the length of the song. Inside a chunk the network runs on magnitude tiles over frames
+(`overlap_add`).
+
+The masks are applied at the *input's* sample rate: the mixture is resampled to the model's
+rate only to estimate the masks, which are then interpolated (in Hz and seconds) onto an STFT
+of the original signal with the same frame duration. Above the band the network sees (its
+`max_bin`, or the model's Nyquist frequency), the mask is extended, so the output is always
+full-band and, when the rates agree, no interpolation happens at all.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Callable, Iterable, Iterator
+
+import numpy as np
+import torch
+
+from ..core.tiling import StreamingOverlapAdd, TilePlan, overlap_add
+from ..pretrained import resolve
+from .errors import InvalidAudioError
+from .io import resample
+from .models import TASK, SpectrogramMaskModel, load_model
+from .stft import STFT
+
+ProgressFn = Callable[[int, "int | None"], None]
+ACCOMPANIMENT = "accompaniment"
+
+
+def select_device(device: str | torch.device = "auto") -> torch.device:
+    """ "auto" picks CUDA, then MPS, then the CPU; an unavailable device is a `ValueError`."""
+    name = str(device)
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        mps = getattr(torch.backends, "mps", None)
+        return torch.device("mps" if mps is not None and mps.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError("CUDA is not available on this machine; use --device cpu")
+    if name == "mps":
+        mps = getattr(torch.backends, "mps", None)
+        if mps is None or not mps.is_available():
+            raise ValueError("MPS is not available on this machine; use --device cpu")
+    return torch.device(name)
+
+
+def _interpolate(values: torch.Tensor, positions: torch.Tensor, dim: int) -> torch.Tensor:
+    """Linear interpolation of `values` along `dim` at fractional `positions` (clamped)."""
+    size = values.shape[dim]
+    positions = positions.clamp(0, size - 1)
+    low = positions.floor().long()
+    high = (low + 1).clamp(max=size - 1)
+    weight = (positions - low).to(values.dtype)
+    shape = [1] * values.dim()
+    shape[dim] = -1
+    weight = weight.reshape(shape)
+    return values.index_select(dim, low) * (1 - weight) + values.index_select(dim, high) * weight
+
+
+class Separator:
+    """Separate songs into `stems` with a spectrogram masking model.
+
+    Stems are the model's targets plus "accompaniment", which by default is
+    `mixture - sum(other stems)` so that the stems sum to the input exactly.
+    """
+
+    def __init__(
+        self,
+        model: SpectrogramMaskModel,
+        *,
+        device: str | torch.device = "cpu",
+        chunk_seconds: float = 30.0,
+        overlap_seconds: float | None = None,
+        residual_accompaniment: bool = True,
+    ) -> None:
+        if overlap_seconds is None:
+            overlap_seconds = min(1.0, chunk_seconds / 4)
+        if chunk_seconds <= 0 or not 0 <= overlap_seconds < chunk_seconds:
+            raise ValueError("need chunk_seconds > 0 and 0 <= overlap_seconds < chunk_seconds")
+        self.device = select_device(device)
+        self.model = model.to(self.device).eval()
+        self.config = model.config
+        self.chunk_seconds = chunk_seconds
+        self.overlap_seconds = overlap_seconds
+        self.residual_accompaniment = (
+            residual_accompaniment or ACCOMPANIMENT not in model.config.targets
+        )
+        self._model_stft = STFT(self.config.stft)
+        self._frame_shift = getattr(model.network_config, "shift_multiple", 1)
+
+    @classmethod
+    def from_pretrained(cls, name_or_path: str | os.PathLike | None = None, **kwargs) -> Separator:
+        """Load a shipped model by name, a checkpoint by path, or (None) the default model."""
+        return cls(load_model(resolve(name_or_path, TASK)), **kwargs)
+
+    @property
+    def sample_rate(self) -> int:
+        return self.config.sample_rate
+
+    @property
+    def stems(self) -> list[str]:
+        return [
+            *self.config.targets,
+            *([] if ACCOMPANIMENT in self.config.targets else [ACCOMPANIMENT]),
+        ]
+
+    def min_samples(self, sample_rate: int) -> int:
+        """Shortest input (at `sample_rate`) that spans one full STFT frame of the model."""
+        return math.ceil(self.config.stft.n_fft * sample_rate / self.config.sample_rate)
+
+    # -- masks ---------------------------------------------------------------------------
+
+    @torch.inference_mode()
+    def _band_mask(self, magnitude: torch.Tensor) -> torch.Tensor:
+        """Magnitudes `(batch, channels, bins, frames)` -> band masks
+        `(batch, targets, channels, band, frames)`.
+
+        Channels are folded to what the network takes: as they are when the counts agree,
+        otherwise each channel on its own, copied to every network channel, masks averaged.
+        """
+        config = self.config
+        batch, channels, _, frames = magnitude.shape
+        band = magnitude[:, :, : config.band_bins].to(self.device, torch.float32)
+        folded = channels != config.audio_channels
+        if folded:
+            band = band.reshape(batch * channels, 1, *band.shape[2:])
+            band = band.expand(-1, config.audio_channels, -1, -1)
+        plan = TilePlan(config.tile_frames, config.tile_overlap, config.tile_context)
+        mask = overlap_add(self.model, band, [plan])
+        if folded:
+            mask = mask.mean(dim=2).reshape(batch, channels, len(config.targets), -1, frames)
+            mask = mask.transpose(1, 2)
+        return mask
+
+    def _extension(self, band_mask: torch.Tensor) -> torch.Tensor:
+        """Mask value above the band, per frame: `(..., band, frames)` -> `(..., 1, frames)`."""
+        mode = self.config.mask_extension
+        if mode == "zeros":
+            return band_mask.new_zeros((*band_mask.shape[:-2], 1, band_mask.shape[-1]))
+        if mode == "ones":
+            return band_mask.new_ones((*band_mask.shape[:-2], 1, band_mask.shape[-1]))
+        top = max(1, band_mask.shape[-2] // 8)
+        return band_mask[..., -top:, :].mean(dim=-2, keepdim=True)
+
+    def _full_mask(
+        self, band_mask: torch.Tensor, sample_rate: int, stft: STFT, frames: int
+    ) -> torch.Tensor:
+        """Map band masks `(..., band, model_frames)` onto the grid of `stft` at `sample_rate`
+        with `frames` frames: `(..., stft bins, frames)`, extended above the band."""
+        model = self.config
+        n_bins, band = stft.config.n_bins, band_mask.shape[-2]
+        if sample_rate != model.sample_rate:
+            # Frame j of the target grid sits at the time of model frame j * time_ratio.
+            time_ratio = (stft.config.hop_length / sample_rate) / (
+                model.stft.hop_length / model.sample_rate
+            )
+            times = torch.arange(frames, device=band_mask.device, dtype=torch.float64) * time_ratio
+            band_mask = _interpolate(band_mask, times, dim=-1)
+        bin_ratio = (sample_rate / stft.config.n_fft) / (model.sample_rate / model.stft.n_fft)
+        positions = torch.arange(n_bins, device=band_mask.device, dtype=torch.float64) * bin_ratio
+        inside = int((positions <= band - 1 + 1e-9).sum())
+        if bin_ratio == 1.0:
+            inside_mask = band_mask[..., :inside, :]
+        else:
+            inside_mask = _interpolate(band_mask, positions[:inside], dim=-2)
+        above = self._extension(band_mask).expand(*band_mask.shape[:-2], n_bins - inside, -1)
+        return torch.cat([inside_mask, above], dim=-2)
+
+    @torch.inference_mode()
+    def predict_mask(self, magnitude: torch.Tensor) -> torch.Tensor:
+        """Full-band soft masks for a magnitude spectrogram at the model's STFT.
+
+        magnitude: `(channels, bins, frames)` or `(batch, channels, bins, frames)` with
+        `bins == model stft n_bins`; any channel count and number of frames.
+        Returns `(targets, channels, bins, frames)` or `(batch, targets, channels, bins, frames)`
+        in [0, 1], on the CPU, in the order of `config.targets`.
+        """
+        magnitude = torch.as_tensor(magnitude)
+        unbatched = magnitude.dim() == 3
+        if unbatched:
+            magnitude = magnitude[None]
+        if magnitude.dim() != 4 or magnitude.shape[2] != self.config.stft.n_bins:
+            raise ValueError(
+                f"magnitude must be (batch, channels, {self.config.stft.n_bins}, frames), "
+                f"got {tuple(magnitude.shape)}"
+            )
+        band_mask = self._band_mask(magnitude)
+        mask = self._full_mask(
+            band_mask, self.sample_rate, self._model_stft, magnitude.shape[-1]
+        ).cpu()
+        return mask[0] if unbatched else mask
+
+    # -- waveforms -------------------------------------------------------------------------
+
+    @torch.inference_mode()
+    def _separate_chunk(self, chunk: torch.Tensor, sample_rate: int) -> torch.Tensor:
+        """One chunk: `(channels, samples)` -> target estimates `(targets, channels, samples)`."""
+        length = chunk.shape[-1]
+        if sample_rate == self.sample_rate:
+            stft = self._model_stft
+            spectrum = stft(chunk.to(self.device))
+            analysis = spectrum
+        else:
+            stft = STFT(self.config.stft.scaled(sample_rate / self.sample_rate))
+            spectrum = stft(chunk.to(self.device))
+            resampled = resample(chunk.cpu().numpy(), sample_rate, self.sample_rate)
+            analysis = self._model_stft(torch.from_numpy(resampled).to(self.device))
+        band_mask = self._band_mask(analysis.abs()[None])[0]
+        mask = self._full_mask(band_mask, sample_rate, stft, spectrum.shape[-1])
+        return stft.inverse(mask * spectrum[None], length).cpu()
+
+    def _chunk_plan(self, sample_rate: int) -> TilePlan:
+        """Time-domain chunking at `sample_rate`: the context covers the STFT window, the frame
+        tiling's context and the resampler's filter, and every chunk starts on the STFT frame
+        grid (of the input, and of the model after resampling, when the rates allow it), so a
+        model with a bounded receptive field gives the same result chunked as in one pass
+        (given frame tiles whose step and context are multiples of the network's shift)."""
+        config = self.config
+        ratio = sample_rate / config.sample_rate
+        hop = config.stft.scaled(ratio).hop_length if ratio != 1 else config.stft.hop_length
+        # Smallest shift that is a whole number of model hops after resampling, times the
+        # network's own shift multiple (its strided layers sample a fixed grid of frames):
+        per_model_hop = sample_rate * config.stft.hop_length
+        model_unit = per_model_hop // math.gcd(config.sample_rate, per_model_hop)
+        unit = math.lcm(hop, model_unit * self._frame_shift)
+        chunk = max(1, round(self.chunk_seconds * sample_rate))
+        if unit > chunk // 2:  # rates too incommensurable: align to the input frames only
+            unit = hop
+        model_context = (config.tile_context + 2) * config.stft.hop_length + config.stft.n_fft
+        context = math.ceil(model_context * ratio) + sample_rate // 100
+
+        def align(samples: int) -> int:
+            return math.ceil(samples / unit) * unit
+
+        chunk = align(chunk)
+        overlap = min(align(round(self.overlap_seconds * sample_rate)), chunk - unit)
+        return TilePlan(chunk, overlap, align(context))
+
+    def separate_blocks(
+        self,
+        blocks: Iterable[np.ndarray],
+        sample_rate: int,
+        *,
+        total: int | None = None,
+        progress: ProgressFn | None = None,
+        source: str = "input",
+    ) -> Iterator[dict[str, np.ndarray]]:
+        """Stream-separate consecutive blocks `(channels, n)` at `sample_rate`.
+
+        Yields dicts stem -> `(channels, m)` float32 blocks that together are exactly as long as
+        the input; memory stays bounded by about one chunk. `progress(done, total)` is called
+        as samples are finished. Raises `InvalidAudioError` for NaN/Inf or empty input.
+        """
+        if not isinstance(sample_rate, (int, np.integer)) or sample_rate <= 0:
+            raise InvalidAudioError(f"{source}: sample rate must be a positive integer")
+        stream = StreamingOverlapAdd(
+            lambda chunk: self._separate_chunk(chunk, int(sample_rate)),
+            self._chunk_plan(int(sample_rate)),
+        )
+        pending: list[np.ndarray] = []  # mixture samples not yet matched by output
+        done = 0
+        for block in blocks:
+            block = np.asarray(block, dtype=np.float32)
+            if block.ndim != 2 or block.shape[0] < 1:
+                raise InvalidAudioError(f"{source}: audio must be (channels, samples)")
+            if not np.isfinite(block).all():
+                raise InvalidAudioError(
+                    f"{source} contains NaN or infinite samples; re-export it or clean it first"
+                )
+            if block.shape[-1] == 0:
+                continue
+            pending.append(block)
+            estimates = stream.push(torch.from_numpy(block))
+            if estimates is not None and estimates.shape[-1]:
+                yield self._stems(estimates, pending)
+                done += estimates.shape[-1]
+                if progress:
+                    progress(done, total)
+        if not pending:
+            raise InvalidAudioError(f"{source} contains no audio samples")
+        estimates = stream.finish()
+        if estimates is not None and estimates.shape[-1]:
+            yield self._stems(estimates, pending)
+            done += estimates.shape[-1]
+            if progress:
+                progress(done, total)
+
+    def _stems(self, estimates: torch.Tensor, pending: list[np.ndarray]) -> dict[str, np.ndarray]:
+        """Name the target estimates `(targets, channels, n)` and add the residual stem, taking
+        the matching `n` mixture samples off the front of `pending`."""
+        length = estimates.shape[-1]
+        mixture = np.concatenate(pending, axis=-1)
+        pending[:] = [mixture[:, length:]] if mixture.shape[-1] > length else []
+        mixture = mixture[:, :length]
+        stems = {name: estimates[i].numpy() for i, name in enumerate(self.config.targets)}
+        if self.residual_accompaniment:
+            others = [value for name, value in stems.items() if name != ACCOMPANIMENT]
+            stems[ACCOMPANIMENT] = mixture - np.sum(others, axis=0)
+        return stems
+
+    def separate(
+        self, waveform: np.ndarray | torch.Tensor, sample_rate: int
+    ) -> dict[str, np.ndarray]:
+        """Separate an in-memory waveform.
+
+        waveform: `(samples,)` (mono) or `(channels, samples)`, any length >= 1 and any
+        channel count, at any `sample_rate`. Returns stem -> float32 array of the same shape.
+        """
+        audio = np.asarray(waveform.cpu() if torch.is_tensor(waveform) else waveform)
+        mono = audio.ndim == 1
+        if mono:
+            audio = audio[None]
+        if audio.ndim != 2:
+            raise InvalidAudioError(
+                f"waveform must be (samples,) or (channels, samples), got {audio.shape}"
+            )
+        step = max(1, round(self.chunk_seconds * sample_rate))
+        blocks = (audio[:, i : i + step] for i in range(0, audio.shape[-1], step))
+        parts: dict[str, list[np.ndarray]] = {stem: [] for stem in self.stems}
+        for stems in self.separate_blocks(blocks, sample_rate, source="waveform"):
+            for name, value in stems.items():
+                parts[name].append(value)
+        result = {name: np.concatenate(values, axis=-1) for name, values in parts.items()}
+        return {name: value[0] if mono else value for name, value in result.items()}

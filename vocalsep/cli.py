@@ -1,0 +1,197 @@
+"""`vocalsep` command line: parse arguments, call the API, print. Nothing else lives here."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+
+from ._version import __version__
+
+PROG = "vocalsep"
+
+
+def _error(message: object) -> None:
+    text = " ".join(str(message).split())  # always exactly one line
+    print(f"{PROG}: error: {text}", file=sys.stderr)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=PROG, description="Separate songs into vocals and accompaniment."
+    )
+    parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    separate = commands.add_parser(
+        "separate",
+        help="separate audio files into stems",
+        description="Separate audio files (or every audio file in folders) into stems.",
+    )
+    separate.add_argument("inputs", nargs="+", metavar="FILE_OR_DIR")
+    separate.add_argument(
+        "-o",
+        "--out",
+        default="separated",
+        metavar="OUTDIR",
+        help="output folder (default: ./separated)",
+    )
+    separate.add_argument(
+        "--model",
+        default=None,
+        metavar="NAME|PATH",
+        help="shipped model name or checkpoint file (default: the default model)",
+    )
+    separate.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
+    separate.add_argument(
+        "--stems",
+        default=None,
+        metavar="LIST",
+        help="comma-separated stems to write (default: all, e.g. vocals,accompaniment)",
+    )
+    separate.add_argument("--format", default="wav", choices=["wav", "flac"])
+    separate.add_argument(
+        "--bit-depth",
+        default="16",
+        choices=["16", "24", "32f"],
+        help="16 or 24-bit integer, or 32-bit float (wav only)",
+    )
+    separate.add_argument(
+        "--filename",
+        default="{track}/{stem}.{ext}",
+        metavar="TEMPLATE",
+        help="output path under OUTDIR with {track}, {stem}, {ext}, {parent} "
+        "(default: {track}/{stem}.{ext})",
+    )
+    separate.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+    separate.add_argument(
+        "--chunk-seconds",
+        type=float,
+        default=30.0,
+        help="audio processed at once; bounds memory (default: 30)",
+    )
+    separate.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    separate.set_defaults(func=_separate)
+
+    models = commands.add_parser("models", help="list the models shipped with vocalsep")
+    models.add_argument("--verbose", "-v", action="store_true", help="print each model card")
+    models.set_defaults(func=_models)
+    return parser
+
+
+def _separate(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from . import api
+    from .core.errors import VocalsepError
+
+    if args.format == "flac" and args.bit_depth == "32f":
+        _error("FLAC stores 16 or 24-bit samples; use --bit-depth 16/24 or --format wav")
+        return 2
+    try:
+        separator = api.load_separator(
+            args.model, device=args.device, chunk_seconds=args.chunk_seconds
+        )
+    except (VocalsepError, ValueError) as error:
+        _error(error)
+        return 1
+    stems = args.stems.split(",") if args.stems else separator.stems
+    unknown = [stem for stem in stems if stem not in separator.stems]
+    if unknown:
+        _error(
+            f"unknown stem(s) {', '.join(unknown)}; this model gives {', '.join(separator.stems)}"
+        )
+        return 2
+    try:
+        jobs = api.plan_jobs(
+            args.inputs,
+            args.out,
+            stems,
+            filename=args.filename,
+            format=args.format,
+            overwrite=args.overwrite,
+        )
+    except VocalsepError as error:
+        _error(error)
+        return 2
+
+    failed = 0
+    for job in jobs:
+        if job.error:
+            _error(job.error)
+            failed += 1
+    todo = [job for job in jobs if not job.error]
+    hide = True if args.no_progress else None  # None: tqdm shows bars only on a terminal
+    files = tqdm(todo, desc="files", unit="file", disable=hide, position=0)
+    for job in files:
+        bar = tqdm(
+            desc=job.input.name, unit="s", unit_scale=True, leave=False, disable=hide, position=1
+        )
+
+        def progress(done: float, total: float | None, bar=bar) -> None:
+            if total and bar.total is None:
+                bar.total = round(total, 1)
+            bar.n = round(done, 1)
+            bar.refresh()
+
+        try:
+            written = api.separate_file(
+                job.input,
+                args.out,
+                separator=separator,
+                stems=stems,
+                format=args.format,
+                bit_depth=args.bit_depth,
+                overwrite=args.overwrite,
+                outputs=job.outputs,
+                progress=progress,
+            )
+        except VocalsepError as error:
+            _error(error)
+            failed += 1
+        except OSError as error:
+            _error(f"{job.input}: {error.strerror or error}; check the disk and the output folder")
+            failed += 1
+        else:
+            for path in written.values():
+                files.write(str(path), file=sys.stdout)  # keeps the bars intact on a terminal
+        finally:
+            bar.close()
+    files.close()
+    return 1 if failed else 0
+
+
+def _models(args: argparse.Namespace) -> int:
+    from . import pretrained
+
+    if not pretrained.MODELS:
+        print(
+            f"no models are shipped with {PROG} {__version__} yet; "
+            "pass a checkpoint file with --model PATH"
+        )
+        return 0
+    for name, model in pretrained.MODELS.items():
+        default = " (default)" if name in pretrained.DEFAULT_MODELS.values() else ""
+        print(f"{name}{default}  [{model.task}]  {model.summary}")
+        if args.verbose:
+            print(pretrained.model_card(name).rstrip() + "\n")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except KeyboardInterrupt:
+        _error("interrupted; unfinished outputs were removed")
+        return 130
+    except Exception as error:  # a bug: still one line unless asked for the traceback
+        if os.environ.get("VOCALSEP_DEBUG"):
+            raise
+        _error(
+            f"internal error ({type(error).__name__}: {error}); "
+            "rerun with VOCALSEP_DEBUG=1 and report the traceback"
+        )
+        return 3

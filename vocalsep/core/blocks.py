@@ -1,0 +1,86 @@
+"""Small layer factories shared by the core networks, parametrised by the number of spatial dims.
+
+Every factory takes `dims` (1: tensors `(batch, channels, length)`, 2: tensors
+`(batch, channels, height, width)`) so one network definition serves both.
+"""
+
+from __future__ import annotations
+
+from torch import nn
+
+from .errors import ConfigError
+
+NORMS = ("batch", "instance", "group", "none")
+ACTIVATIONS = ("leaky_relu", "relu", "gelu", "tanh")
+
+_CONV = {1: nn.Conv1d, 2: nn.Conv2d}
+_CONV_TRANSPOSE = {1: nn.ConvTranspose1d, 2: nn.ConvTranspose2d}
+_BATCH_NORM = {1: nn.BatchNorm1d, 2: nn.BatchNorm2d}
+_INSTANCE_NORM = {1: nn.InstanceNorm1d, 2: nn.InstanceNorm2d}
+
+
+def _check_dims(dims: int) -> None:
+    if dims not in _CONV:
+        raise ConfigError(f"dims must be 1 or 2, got {dims}")
+
+
+def conv(
+    dims: int,
+    in_channels: int,
+    out_channels: int,
+    kernel_size: int,
+    stride: int = 1,
+    bias: bool = True,
+) -> nn.Module:
+    """Convolution padded by `kernel_size // 2`: `(B, in, *n) -> (B, out, *ceil(n / stride))`
+    for an odd `kernel_size`."""
+    _check_dims(dims)
+    return _CONV[dims](in_channels, out_channels, kernel_size, stride, kernel_size // 2, bias=bias)
+
+
+def conv_transpose(
+    dims: int, in_channels: int, out_channels: int, kernel_size: int, stride: int, bias: bool = True
+) -> nn.Module:
+    """Transposed convolution: `(B, in, *n) -> (B, out, *(n * stride))` for an odd `kernel_size`.
+
+    With padding `k // 2` the output is `(n - 1) * stride + 1 + output_padding`, so an output
+    padding of `stride - 1` makes it exactly `n * stride`.
+    """
+    _check_dims(dims)
+    return _CONV_TRANSPOSE[dims](
+        in_channels,
+        out_channels,
+        kernel_size,
+        stride,
+        padding=kernel_size // 2,
+        output_padding=stride - 1,
+        bias=bias,
+    )
+
+
+def norm(kind: str, dims: int, channels: int) -> nn.Module:
+    """Normalisation over `channels` features: "batch", "instance" (affine), "group" or "none"."""
+    _check_dims(dims)
+    if kind == "batch":
+        return _BATCH_NORM[dims](channels)
+    if kind == "instance":
+        return _INSTANCE_NORM[dims](channels, affine=True)
+    if kind == "group":
+        groups = next(g for g in (8, 4, 2, 1) if channels % g == 0)
+        return nn.GroupNorm(groups, channels)
+    if kind == "none":
+        return nn.Identity()
+    raise ConfigError(f"norm must be one of {NORMS}, got {kind!r}")
+
+
+def activation(name: str, negative_slope: float = 0.2) -> nn.Module:
+    """Pointwise non-linearity; `negative_slope` is used by "leaky_relu" only."""
+    if name == "leaky_relu":
+        return nn.LeakyReLU(negative_slope)
+    if name == "relu":
+        return nn.ReLU()
+    if name == "gelu":
+        return nn.GELU()
+    if name == "tanh":
+        return nn.Tanh()
+    raise ConfigError(f"activation must be one of {ACTIVATIONS}, got {name!r}")

@@ -1,0 +1,302 @@
+"""Dimension-agnostic encoder-decoder segmentation networks (U-Net, FCN, Wave-U-Net family).
+
+Resolution `r_k` is the (padded) input size divided by `stride ** k`; the encoder goes from
+`r_0` down to `r_depth`, the decoder back up, fusing the encoder's skip feature at each `r_k`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from itertools import pairwise
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from . import blocks
+from .config import Config
+from .errors import ConfigError
+from .registry import Registry
+
+DOWNSAMPLES = ("conv", "decimate")
+UPSAMPLES = ("transposed", "interpolate")
+SKIPS = ("concat", "add", "none")
+HEADS = ("mask", "logits")
+
+
+@dataclass(frozen=True)
+class EncoderDecoderConfig(Config):
+    """An encoder-decoder network; the defaults are Jansson et al. (2017)'s singing-voice U-Net.
+
+    dims:                1 (input `(batch, channels, length)`) or 2 (`(batch, channels, h, w)`).
+    channels:            encoder widths; the depth is `len(channels)`.
+    downsample:          "conv" (strided conv) or "decimate" (stride-1 conv, keep every
+                         stride-th sample, as in Wave-U-Net).
+    upsample:            "transposed" (transposed conv) or "interpolate" ((bi)linear upsampling,
+                         skip fusion, then a stride-1 conv, as in Wave-U-Net).
+    up_kernel_size:      decoder kernel; 0 means `kernel_size`.
+    decoder_dropout:     dropout per decoder level, deepest first; missing levels get none and
+                         the last layer never has any when it emits the output.
+    skip:                "concat" (U-Net), "add" (FCN) or "none".
+    bottleneck_channels: > 0 adds a stride-1 conv block at the lowest resolution.
+    head:                "mask" (sigmoid output) or "logits" (raw output).
+    head_kernel_size:    0: the last decoder layer emits `out_channels` directly; k > 0: it
+                         emits `channels[0]` features and a size-k conv maps them to the output.
+    input_skip:          concatenate the network input to the features before the conv head.
+    """
+
+    dims: int = 2
+    in_channels: int = 1
+    out_channels: int = 1
+    channels: tuple[int, ...] = (16, 32, 64, 128, 256, 512)
+    kernel_size: int = 5
+    stride: int = 2
+    downsample: str = "conv"
+    upsample: str = "transposed"
+    up_kernel_size: int = 0
+    norm: str = "batch"
+    encoder_activation: str = "leaky_relu"
+    decoder_activation: str = "relu"
+    negative_slope: float = 0.2
+    decoder_dropout: tuple[float, ...] = (0.5, 0.5, 0.5)
+    skip: str = "concat"
+    bottleneck_channels: int = 0
+    head: str = "mask"
+    head_kernel_size: int = 0
+    input_skip: bool = False
+
+    def __post_init__(self) -> None:
+        choices = {
+            "downsample": DOWNSAMPLES,
+            "upsample": UPSAMPLES,
+            "norm": blocks.NORMS,
+            "encoder_activation": blocks.ACTIVATIONS,
+            "decoder_activation": blocks.ACTIVATIONS,
+            "skip": SKIPS,
+            "head": HEADS,
+        }
+        for name, allowed in choices.items():
+            if getattr(self, name) not in allowed:
+                raise ConfigError(f"{name} must be one of {allowed}, got {getattr(self, name)!r}")
+        if self.dims not in (1, 2):
+            raise ConfigError(f"dims must be 1 or 2, got {self.dims}")
+        if self.in_channels < 1 or self.out_channels < 1:
+            raise ConfigError("in_channels and out_channels must be >= 1")
+        if not self.channels or min(self.channels) < 1:
+            raise ConfigError(f"channels must be a non-empty tuple of widths >= 1: {self.channels}")
+        if self.stride < 1:
+            raise ConfigError(f"stride must be >= 1, got {self.stride}")
+        # Padding k // 2 keeps sizes (up to the stride) only for odd kernels.
+        for name, zero_ok in [("kernel_size", 0), ("up_kernel_size", 1), ("head_kernel_size", 1)]:
+            size = getattr(self, name)
+            if not (size > 0 and size % 2 == 1 or zero_ok and size == 0):
+                allowed = "odd or 0" if zero_ok else "odd"
+                raise ConfigError(f"{name} must be {allowed}, got {size}")
+        if any(not 0 <= p < 1 for p in self.decoder_dropout):
+            raise ConfigError(f"decoder_dropout values must be in [0, 1): {self.decoder_dropout}")
+        if self.bottleneck_channels < 0:
+            raise ConfigError(f"bottleneck_channels must be >= 0, got {self.bottleneck_channels}")
+        if self.input_skip and not self.head_kernel_size:
+            raise ConfigError("input_skip needs a conv head (head_kernel_size > 0)")
+        _decoder_widths(self)  # checks that the skip fusions fit
+
+    @property
+    def depth(self) -> int:
+        return len(self.channels)
+
+    @property
+    def shift_multiple(self) -> int:
+        """Shifting the input by a multiple of this shifts the output alike (away from the
+        edges); other shifts change the strided sampling grid and so the output."""
+        return self.stride**self.depth
+
+
+def _decoder_widths(config: EncoderDecoderConfig) -> tuple[list[tuple[int, int]], int]:
+    """(input, output) widths of each decoder conv, deepest first, and the final feature width.
+
+    Raises ConfigError where an "add" fusion would meet different widths, or where a skip would
+    be fused after a last layer that already emits the output.
+    """
+    c = config
+    # Skip width at r_0 .. r_{depth-1} (0: none); "conv" mode has no skip at full resolution.
+    skips = list(c.channels) if c.downsample == "decimate" else [0, *c.channels[:-1]]
+    if c.skip == "none":
+        skips = [0] * c.depth
+
+    def fuse(width: int, skip: int, level: int) -> int:
+        if c.skip == "add" and skip and width != skip:
+            raise ConfigError(f"skip='add' at level {level} adds widths {width} and {skip}")
+        return width + skip if c.skip == "concat" else width
+
+    width = c.bottleneck_channels or c.channels[-1]
+    plan = []
+    for k in reversed(range(c.depth)):
+        # Mirror the encoder: level k emits the width of the encoder feature at r_k.
+        if k == 0:
+            out = c.channels[0] if c.head_kernel_size else c.out_channels
+        else:
+            out = c.channels[k] if c.downsample == "decimate" else c.channels[k - 1]
+        if c.upsample == "transposed":
+            if k == 0 and skips[0] and not c.head_kernel_size:
+                raise ConfigError("a skip at full resolution needs head_kernel_size > 0")
+            plan.append((width, out))
+            width = fuse(out, skips[k], k)
+        else:
+            plan.append((fuse(width, skips[k], k), out))
+            width = out
+    return plan, width
+
+
+class EncoderDecoder(nn.Module):
+    """`(batch, in_channels, *spatial) -> (batch, out_channels, *spatial)` for any spatial size."""
+
+    def __init__(self, config: EncoderDecoderConfig) -> None:
+        super().__init__()
+        self.config = c = config
+        plan, width = _decoder_widths(c)
+        bias = c.norm == "none"  # a following norm's shift makes a conv bias redundant
+        down_stride = c.stride if c.downsample == "conv" else 1
+        self.encoder = nn.ModuleList(
+            self._block(
+                blocks.conv(c.dims, i, o, c.kernel_size, down_stride, bias), o, c.encoder_activation
+            )
+            for i, o in pairwise([c.in_channels, *c.channels])
+        )
+        self.bottleneck = None
+        if c.bottleneck_channels:
+            width_in, width_out = c.channels[-1], c.bottleneck_channels
+            conv = blocks.conv(c.dims, width_in, width_out, c.kernel_size, bias=bias)
+            self.bottleneck = self._block(conv, width_out, c.encoder_activation)
+        self.decoder = nn.ModuleList()
+        up_kernel = c.up_kernel_size or c.kernel_size
+        for level, (i, o) in enumerate(plan):
+            last = level == c.depth - 1 and not c.head_kernel_size
+            if c.upsample == "transposed":
+                conv = blocks.conv_transpose(c.dims, i, o, up_kernel, c.stride, bias or last)
+            else:
+                conv = blocks.conv(c.dims, i, o, up_kernel, bias=bias or last)
+            dropout = c.decoder_dropout[level] if level < len(c.decoder_dropout) else 0.0
+            self.decoder.append(
+                conv if last else self._block(conv, o, c.decoder_activation, dropout)
+            )
+        self.head = None
+        if c.head_kernel_size:
+            width += c.in_channels if c.input_skip else 0
+            self.head = blocks.conv(c.dims, width, c.out_channels, c.head_kernel_size)
+
+    def _block(
+        self, conv: nn.Module, channels: int, activation: str, dropout: float = 0.0
+    ) -> nn.Sequential:
+        """conv -> norm -> activation (-> dropout)."""
+        c = self.config
+        layers = [conv, blocks.norm(c.norm, c.dims, channels)]
+        layers.append(blocks.activation(activation, c.negative_slope))
+        return nn.Sequential(*layers, *([nn.Dropout(dropout)] if dropout else []))
+
+    def _fuse(self, x: torch.Tensor, skip: torch.Tensor | None) -> torch.Tensor:
+        if skip is None or self.config.skip == "none":
+            return x
+        return torch.cat([x, skip], dim=1) if self.config.skip == "concat" else x + skip
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """`x`: `(batch, in_channels, *spatial)` -> `(batch, out_channels, *spatial)`."""
+        c = self.config
+        if x.dim() != c.dims + 2 or x.shape[1] != c.in_channels:
+            raise ValueError(f"expected (batch, {c.in_channels}, <{c.dims} sizes>), got {x.shape}")
+        size = x.shape[2:]
+        # Right-pad every axis to a multiple of stride**depth, so that every level divides
+        # exactly, and to at least two of them: a norm cannot normalise a single element.
+        multiple = c.stride**c.depth
+        extra = [max(2, -(-n // multiple)) * multiple - n for n in size]
+        x = F.pad(x, [p for e in reversed(extra) for p in (0, e)])  # F.pad starts at the last axis
+        inputs = x
+        skips: list[torch.Tensor | None] = []  # the encoder feature at r_0 .. r_{depth-1}
+        for level, block in enumerate(self.encoder):
+            if c.downsample == "conv":
+                skips.append(x if level else None)  # the raw input is no skip
+                x = block(x)
+            else:
+                x = block(x)
+                skips.append(x)
+                x = x[(..., *[slice(None, None, c.stride)] * c.dims)]
+        if self.bottleneck is not None:
+            x = self.bottleneck(x)
+        mode = "linear" if c.dims == 1 else "bilinear"
+        for block, skip in zip(self.decoder, reversed(skips), strict=True):
+            if c.upsample == "transposed":
+                x = self._fuse(block(x), skip)
+            else:
+                x = F.interpolate(x, scale_factor=c.stride, mode=mode, align_corners=False)
+                x = block(self._fuse(x, skip))
+        if self.head is not None:
+            x = self.head(torch.cat([x, inputs], dim=1) if c.input_skip else x)
+        if c.head == "mask":
+            x = torch.sigmoid(x)
+        return x[(..., *[slice(0, n) for n in size])]
+
+
+NetworkEntry = tuple[type[Config], Callable[[Any], nn.Module]]
+ARCHITECTURES: Registry[NetworkEntry] = Registry("architecture")
+ARCHITECTURES.register("unet", (EncoderDecoderConfig, EncoderDecoder))
+
+
+def network_config_class(architecture: str) -> type[Config]:
+    """The config class of a registered architecture (ConfigError if unknown)."""
+    return ARCHITECTURES.get(architecture)[0]
+
+
+def build_network(architecture: str, config: Config | dict[str, Any]) -> nn.Module:
+    """Build a registered architecture from its config (or the config's dict form)."""
+    config_class, builder = ARCHITECTURES.get(architecture)
+    if isinstance(config, dict):
+        config = config_class.from_dict(config)
+    if not isinstance(config, config_class):
+        raise ConfigError(
+            f"architecture {architecture!r} needs a {config_class.__name__}, "
+            f"got {type(config).__name__}"
+        )
+    return builder(config)
+
+
+# Presets spell out every field that defines them, so changing a default cannot change them.
+_JANSSON2017: dict[str, Any] = {
+    "dims": 2,
+    "channels": (16, 32, 64, 128, 256, 512),
+    "kernel_size": 5,
+    "stride": 2,
+    "downsample": "conv",
+    "upsample": "transposed",
+    "up_kernel_size": 5,
+    "norm": "batch",
+    "encoder_activation": "leaky_relu",
+    "decoder_activation": "relu",
+    "negative_slope": 0.2,
+    "decoder_dropout": (0.5, 0.5, 0.5),
+    "skip": "concat",
+    "bottleneck_channels": 0,
+    "head": "mask",
+    "head_kernel_size": 0,
+    "input_skip": False,
+}
+
+
+def _jansson2017(**overrides: Any) -> EncoderDecoderConfig:
+    """Jansson et al. (2017), "Singing voice separation with deep U-Net convolutional networks"."""
+    return EncoderDecoderConfig.from_dict({**_JANSSON2017, **overrides})
+
+
+def _fcn(**overrides: Any) -> EncoderDecoderConfig:
+    """The Jansson network with additive skips (a fully convolutional network, FCN)."""
+    return EncoderDecoderConfig.from_dict({**_JANSSON2017, "skip": "add", **overrides})
+
+
+PRESETS: Registry[Callable[..., EncoderDecoderConfig]] = Registry("preset")
+PRESETS.register("jansson2017", _jansson2017)
+PRESETS.register("fcn", _fcn)
+
+
+def preset(name: str, **overrides: Any) -> EncoderDecoderConfig:
+    """A named preset config with some fields replaced, e.g. `preset("fcn", in_channels=2)`."""
+    return PRESETS.get(name)(**overrides)

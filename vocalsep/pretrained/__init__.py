@@ -1,0 +1,68 @@
+"""Models shipped inside the package: a name -> file lookup. Nothing is ever downloaded."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+from ..core.errors import VocalsepError
+
+
+class ModelNotFoundError(VocalsepError):
+    """A model name or path that resolves to no file."""
+
+
+@dataclass(frozen=True)
+class PretrainedModel:
+    name: str
+    filename: str  # inside this package
+    task: str  # "audio-separation" or "image-segmentation"
+    summary: str  # one line for `vocalsep models`
+    card: str = ""  # markdown model card inside this package
+
+
+# Filled as trained models are shipped; see the model cards next to the weights.
+MODELS: dict[str, PretrainedModel] = {}
+DEFAULT_MODELS: dict[str, str] = {}  # task -> name of its default model
+
+
+def _package_file(filename: str) -> Path:
+    return Path(str(resources.files(__name__).joinpath(filename)))
+
+
+def model_path(name: str) -> Path:
+    return _package_file(MODELS[name].filename)
+
+
+def model_card(name: str) -> str:
+    card = MODELS[name].card
+    return _package_file(card).read_text(encoding="utf-8") if card else MODELS[name].summary
+
+
+def resolve(name_or_path: str | os.PathLike | None, task: str) -> Path:
+    """Return the checkpoint file for a shipped model name, an explicit path, or (None) the
+    default model of `task`; raise `ModelNotFoundError` with the fix otherwise."""
+    if name_or_path is None:
+        default = DEFAULT_MODELS.get(task)
+        if default is None:
+            raise ModelNotFoundError(
+                f"no default {task} model is installed in this version of vocalsep; "
+                "pass a checkpoint with --model PATH (see `vocalsep models`)"
+            )
+        return model_path(default)
+    text = os.fspath(name_or_path)
+    if text in MODELS:
+        if MODELS[text].task != task:
+            raise ModelNotFoundError(f"model {text!r} is a {MODELS[text].task} model, not {task}")
+        return model_path(text)
+    path = Path(text).expanduser()
+    if path.is_file():
+        return path
+    shipped = ", ".join(name for name, m in MODELS.items() if m.task == task) or "none"
+    if path.exists():
+        raise ModelNotFoundError(f"model path {path} is not a file; pass a checkpoint file")
+    raise ModelNotFoundError(
+        f"model {text!r} is neither a shipped model (shipped: {shipped}) nor an existing file"
+    )
