@@ -24,7 +24,7 @@ import torch
 from ..core.tiling import StreamingOverlapAdd, TilePlan, overlap_add
 from ..pretrained import resolve
 from .errors import InvalidAudioError
-from .io import resample
+from .io import check_audio, resample
 from .models import TASK, SpectrogramMaskModel, load_model
 from .stft import STFT
 
@@ -268,10 +268,7 @@ class Separator:
             block = np.asarray(block, dtype=np.float32)
             if block.ndim != 2 or block.shape[0] < 1:
                 raise InvalidAudioError(f"{source}: audio must be (channels, samples)")
-            if not np.isfinite(block).all():
-                raise InvalidAudioError(
-                    f"{source} contains NaN or infinite samples; re-export it or clean it first"
-                )
+            check_audio(block, source)
             if block.shape[-1] == 0:
                 continue
             pending.append(block)
