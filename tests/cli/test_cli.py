@@ -59,6 +59,7 @@ def test_separate_end_to_end_subprocess(tmp_path, song, tiny_checkpoint):
     assert result.returncode == 0, result.stderr
     assert "Traceback" not in result.stderr
     assert files_under(out) == ["song/accompaniment.wav", "song/vocals.wav"]
+    assert [p.name for p in out.iterdir()] == ["song"]  # no empty folders left by failures
     mixture, _ = sf.read(song, always_2d=True)
     vocals, rate = sf.read(out / "song" / "vocals.wav", always_2d=True)
     accompaniment, _ = sf.read(out / "song" / "accompaniment.wav", always_2d=True)
@@ -179,6 +180,7 @@ def test_every_bad_input_in_one_batch(tmp_path, song, tiny_checkpoint, capsys):
     assert len(err) == len(bad) + 1
     # The good file was still separated; nothing else (no partial or temp files) was written.
     assert files_under(out) == ["song/accompaniment.wav", "song/vocals.wav"]
+    assert [p.name for p in out.iterdir()] == ["song"]  # no empty folders left by failures
     assert {name: digest(path) for name, (path, _) in bad.items() if path.is_file()} == before
 
 
@@ -216,6 +218,14 @@ def test_bad_model_file(tmp_path, song, tiny_checkpoint, kind, capsys):
         torch.save({"weight": torch.zeros(3)}, model)
     code, _, err = call(capsys, "separate", song, "-o", tmp_path / "out", "--model", model)
     assert code == 1 and len(err) == 1 and str(model) in err[0], err
+    expected = {
+        "random": "not a checkpoint",
+        "truncated": "truncated or not a checkpoint",
+        "code": "Python objects",
+        "foreign": "not a vocalsep checkpoint",
+        "missing": "nor an existing file",
+    }[kind]
+    assert expected in err[0], err
     assert not (tmp_path / "out").exists()
 
 

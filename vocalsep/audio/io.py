@@ -287,10 +287,14 @@ class AudioWriter:
         self._done = False
         self._check_target()
         directory = self.path.parent
+        # Folders this writer creates, innermost first: abort() removes them again if empty,
+        # so a failed run leaves no trace.
+        self._made_dirs = [p for p in (directory, *directory.parents) if not p.exists()]
         try:
             directory.mkdir(parents=True, exist_ok=True)
             self._temp = self._reserve_temp()
         except OSError as error:
+            self._remove_made_dirs()
             raise AudioWriteError(_unwritable(directory, error)) from None
         try:
             self._file = soundfile.SoundFile(
@@ -303,6 +307,7 @@ class AudioWriter:
             )
         except _SOUNDFILE_ERRORS as error:
             self._temp.unlink(missing_ok=True)
+            self._remove_made_dirs()
             raise AudioWriteError(f"cannot write {self.path}: {_reason(error)}") from None
 
     def _check_target(self) -> None:
@@ -374,6 +379,14 @@ class AudioWriter:
         except (soundfile.SoundFileError, RuntimeError, OSError):
             pass  # the file is deleted anyway
         self._temp.unlink(missing_ok=True)
+        self._remove_made_dirs()
+
+    def _remove_made_dirs(self) -> None:
+        for directory in self._made_dirs:
+            try:
+                directory.rmdir()  # only succeeds while empty (e.g. a sibling stem's writer)
+            except OSError:
+                break
 
     def __enter__(self) -> AudioWriter:
         return self

@@ -88,10 +88,14 @@ def load_checkpoint(path: str | os.PathLike, *, task: str | None = None) -> Chec
         raise CheckpointError(f"model file {path} does not exist")
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError:
+    except pickle.UnpicklingError as error:
+        if "global" in str(error).lower():  # a class or function, not plain data
+            raise CheckpointError(
+                f"{path} holds Python objects that a weights-only load refuses to run; "
+                "it is not a vocalsep checkpoint"
+            ) from None
         raise CheckpointError(
-            f"{path} holds Python objects that a weights-only load refuses to run; "
-            "it is not a vocalsep checkpoint"
+            f"cannot read {path}: the file is corrupt or not a checkpoint"
         ) from None
     except Exception as error:  # an untrusted file can fail the unpickler in many ways
         reason = str(error).splitlines()[0] if str(error) else type(error).__name__
