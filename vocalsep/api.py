@@ -23,7 +23,9 @@ import torch
 from .audio.errors import AudioWriteError, InvalidAudioError
 from .audio.io import AUDIO_EXTENSIONS, AudioWriter, open_audio
 from .audio.separator import Separator
-from .core.errors import VocalsepError
+from .core.errors import ConfigError, VocalsepError
+from .train.config import RunConfig
+from .train.trainer import TrainResult
 
 __all__ = [
     "Job",
@@ -32,6 +34,9 @@ __all__ = [
     "plan_jobs",
     "predict_mask",
     "separate_file",
+    "train",
+    "dump_examples",
+    "evaluate",
 ]
 
 DEFAULT_FILENAME = "{track}/{stem}.{ext}"
@@ -264,3 +269,161 @@ def separate_file(
     if missing:
         raise AudioWriteError(f"outputs were not written: {', '.join(missing)}")
     return {stem: outputs[stem] for stem in stems}
+
+
+# -- training ---------------------------------------------------------------------------------
+
+
+def build_task(run: RunConfig, *, progress: Callable[[str], None] | None = None):
+    """The task object a run config names (today: "separation")."""
+    from .audio.training import SeparationTask, SeparationTaskConfig
+
+    if run.task != "separation":
+        raise ConfigError(f"unknown task {run.task!r}; known: separation")
+    return SeparationTask(SeparationTaskConfig.from_dict(run.task_config), progress=progress)
+
+
+def train(
+    config: str | os.PathLike | RunConfig,
+    out_dir: str | os.PathLike,
+    *,
+    overrides: Sequence[str] = (),
+    resume: bool = False,
+    progress: bool = True,
+    stop_at: int | None = None,
+    on_log: Callable[[dict], None] | None = None,
+    metadata: dict | None = None,
+) -> TrainResult:
+    """Train from a TOML run config (or a `RunConfig`) into `out_dir` (`last.ckpt`,
+    `best.ckpt`, `log.jsonl`); `resume` continues the run saved there exactly."""
+    from .train import Trainer, load_run_config
+
+    run = config if isinstance(config, RunConfig) else load_run_config(config, list(overrides))
+    task = build_task(run)
+    trainer = Trainer(task, run, out_dir, progress=progress, on_log=on_log, metadata=metadata)
+    return trainer.fit(resume=resume, stop_at=stop_at)
+
+
+def dump_examples(
+    config: str | os.PathLike | RunConfig,
+    folder: str | os.PathLike,
+    *,
+    count: int = 8,
+    overrides: Sequence[str] = (),
+    split: str = "train",
+) -> list[Path]:
+    """Write `count` training (or validation) examples of a run config as wav files, to listen
+    to what the model learns from."""
+    from .train import load_run_config
+
+    run = config if isinstance(config, RunConfig) else load_run_config(config, list(overrides))
+    return build_task(run).dump_examples(folder, count, run.trainer.seed, split)
+
+
+# -- evaluation -------------------------------------------------------------------------------
+
+
+def evaluate(
+    root: str | os.PathLike,
+    *,
+    dataset: str = "folder",
+    subset: str = "test",
+    model: str | os.PathLike | Separator | None = None,
+    baseline: str | None = None,
+    estimates: str | os.PathLike | None = None,
+    targets: Sequence[str] = ("vocals", "accompaniment"),
+    names: Sequence[str] = (),
+    max_tracks: int | None = None,
+    output_dir: str | os.PathLike | None = None,
+    csv: str | os.PathLike | None = None,
+    overwrite: bool = False,
+    device: str = "auto",
+    progress: Callable[[int, int, str | None], None] | None = None,
+):
+    """BSSEval v4 scores (museval; SDR, SIR, SAR, ISR on 1 s windows, median over windows then
+    over tracks) of exactly one of: a `model` (shipped name, checkpoint path or `Separator`),
+    a `baseline` ("irm" oracle ratio mask or "mixture"), or `estimates` already on disk
+    (`estimates/<track>/{vocals,accompaniment}.*`).
+
+    `dataset` "folder": `root/<track>/{mixture,vocals,accompaniment}.*`; "musdb18": MUSDB18
+    (or MUSDB18-HQ wav folders) `root/<subset>`. `names` keeps tracks whose name contains one
+    of them (case-insensitive), `max_tracks` the first N. Per-track museval JSON goes to
+    `output_dir/<subset>/<track>.json`, the table to `csv`. Returns an
+    `audio.evaluation.EvaluationResult`; raises `VocalsepError` subclasses with one-line
+    messages.
+    """
+    from .audio import evaluation, tracks
+
+    options = {"--model": model, "--baseline": baseline, "--estimates": estimates}
+    chosen = [option for option, value in options.items() if value is not None]
+    if len(chosen) != 1:
+        given = f"got {' and '.join(chosen)}" if chosen else "got none"
+        raise evaluation.EvaluationError(
+            f"give exactly one of --model, --baseline or --estimates to evaluate ({given})"
+        )
+    unknown = [target for target in targets if target not in evaluation.TARGETS]
+    if unknown or not targets:
+        raise evaluation.EvaluationError(
+            f"unknown target(s) {', '.join(unknown) or '(none given)'}; "
+            f"choose from {', '.join(evaluation.TARGETS)}"
+        )
+    if baseline is not None and baseline not in evaluation.BASELINES:
+        raise evaluation.EvaluationError(
+            f"unknown baseline {baseline!r}; choose from {', '.join(evaluation.BASELINES)}"
+        )
+    if max_tracks is not None and max_tracks < 1:
+        raise evaluation.EvaluationError(f"--tracks must be at least 1, got {max_tracks}")
+
+    if dataset == "folder":
+        found = tracks.find_folder_tracks(root)
+        label = f"folder {root}"
+    elif dataset == "musdb18":
+        is_wav = not any((Path(root) / subset).glob("*.stem.mp4"))
+        found = tracks.musdb_tracks(root, subset=subset, is_wav=is_wav)
+        label = f"MUSDB18{'-HQ' if is_wav else ''} {subset} ({root})"
+    else:
+        raise evaluation.EvaluationError(f"unknown dataset {dataset!r}; use folder or musdb18")
+    total = len(found)
+    if names:
+        wanted = [name.lower() for name in names]
+        found = [track for track in found if any(name in track.name.lower() for name in wanted)]
+        if not found:
+            raise evaluation.EvaluationError(
+                f"no track of {root} matches {', '.join(names)}; check the track names"
+            )
+    found = found[:max_tracks] if max_tracks else found
+    if len(found) < total:
+        label += f", {len(found)} of {total} tracks"
+    comparable = (
+        dataset == "musdb18" and subset == "test" and len(found) == evaluation.MUSDB_TEST_TRACKS
+    )
+
+    if model is not None:
+        separator = model if isinstance(model, Separator) else load_separator(model, device=device)
+        estimate = evaluation.separator_estimator(separator)
+        method = f"model {model if not isinstance(model, Separator) else 'Separator'}"
+    elif baseline == "irm":
+        estimate = lambda name, audio, rate: evaluation.irm_estimates(audio)  # noqa: E731
+        method = "baseline irm (oracle ratio mask, STFT 4096/1024)"
+    elif baseline == "mixture":
+        estimate = lambda name, audio, rate: evaluation.mixture_estimates(audio)  # noqa: E731
+        method = "baseline mixture"
+    else:
+        folder = evaluation.EstimatesFolder(estimates)
+        for track in found:  # fail before the slow part, not after an hour of scoring
+            folder.paths(track.name)
+        estimate = folder
+        method = f"estimates {estimates}"
+    return evaluation.evaluate_tracks(
+        found,
+        estimate,
+        method=method,
+        dataset=label,
+        targets=targets,
+        output_dir=output_dir,
+        subset=subset,
+        csv_path=csv,
+        overwrite=overwrite,
+        comparable_to_musdb_test=comparable,
+        progress=progress,
+    )

@@ -74,6 +74,37 @@ def build_parser() -> argparse.ArgumentParser:
     separate.add_argument("--no-progress", action="store_true", help="hide progress bars")
     separate.set_defaults(func=_separate)
 
+    train = commands.add_parser(
+        "train",
+        help="train a model from a TOML run config",
+        description="Train a model from a TOML run config (see recipes/). Checkpoints "
+        "(last.ckpt, best.ckpt) and log.jsonl go to --out.",
+    )
+    train.add_argument("config", metavar="CONFIG.toml")
+    train.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config value, e.g. --set trainer.steps=500 (repeatable)",
+    )
+    train.add_argument(
+        "--out", default=None, metavar="DIR", help="run folder (default: runs/<config name>)"
+    )
+    train.add_argument("--resume", action="store_true", help="continue the run in --out")
+    train.add_argument(
+        "--dump-examples",
+        default=None,
+        metavar="DIR",
+        help="write example mixtures to DIR (to listen to) instead of training",
+    )
+    train.add_argument("--dump-count", type=int, default=8, help="examples to dump (default 8)")
+    train.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    train.set_defaults(func=_train)
+
+    _add_evaluate_parser(commands)
+
     models = commands.add_parser("models", help="list the models shipped with vocalsep")
     models.add_argument("--verbose", "-v", action="store_true", help="print each model card")
     models.set_defaults(func=_models)
@@ -160,6 +191,163 @@ def _separate(args: argparse.Namespace) -> int:
             bar.close()
     files.close()
     return 1 if failed else 0
+
+
+def _train(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from . import api
+    from .core.errors import VocalsepError
+    from .train import TrainingInterrupted
+
+    try:
+        if args.dump_examples:
+            written = api.dump_examples(
+                args.config, args.dump_examples, count=args.dump_count, overrides=args.overrides
+            )
+            for path in written:
+                print(path)
+            return 0
+        out = Path(args.out) if args.out else Path("runs") / Path(args.config).stem
+        result = api.train(
+            args.config,
+            out,
+            overrides=args.overrides,
+            resume=args.resume,
+            progress=not args.no_progress,
+            metadata={"command": " ".join(["vocalsep", *sys.argv[1:]])},
+        )
+    except TrainingInterrupted as error:
+        _error(error)
+        return 130
+    except VocalsepError as error:
+        _error(error)
+        return 1
+    print(f"trained {result.step} steps in {result.seconds:.0f} s: {result.last}")
+    if result.best is not None:
+        print(f"best ({result.best_score:.4g}): {result.best}")
+    return 0
+
+
+def _add_evaluate_parser(commands) -> None:
+    evaluate = commands.add_parser(
+        "evaluate",
+        help="score a model, a baseline or stems on disk with BSSEval v4 (museval)",
+        description="Score separation with BSSEval v4 (museval): SDR, SIR, SAR and ISR on 1 s "
+        "windows, median over windows then over tracks, as in SiSEC 2018. Give exactly one of "
+        "--model, --baseline or --estimates. Needs the museval package "
+        "(pip install 'vocalsep[train]').",
+    )
+    evaluate.add_argument(
+        "--dataset",
+        default="folder",
+        choices=["folder", "musdb18"],
+        help="folder: ROOT/<track>/{mixture,vocals,accompaniment}.* (any format and rate); "
+        "musdb18: MUSDB18 .stem.mp4 files or MUSDB18-HQ wav folders (default: folder)",
+    )
+    evaluate.add_argument("--root", required=True, metavar="PATH", help="dataset folder")
+    evaluate.add_argument(
+        "--subset",
+        default="test",
+        choices=["train", "test"],
+        help="MUSDB18 subset; also names the JSON subfolder (default: test)",
+    )
+    evaluate.add_argument("--model", default=None, metavar="NAME|PATH", help="model to score")
+    evaluate.add_argument(
+        "--baseline",
+        default=None,
+        choices=["irm", "mixture"],
+        help="irm: oracle ideal ratio mask (ceiling); mixture: the mixture as every estimate "
+        "(floor)",
+    )
+    evaluate.add_argument(
+        "--estimates",
+        default=None,
+        metavar="DIR",
+        help="score stems already on disk: DIR/<track>/{vocals,accompaniment}.*",
+    )
+    evaluate.add_argument(
+        "--targets",
+        default="vocals,accompaniment",
+        metavar="LIST",
+        help="comma-separated targets to report (default: vocals,accompaniment)",
+    )
+    evaluate.add_argument(
+        "--output", default=None, metavar="DIR", help="write museval JSON to DIR/<subset>/"
+    )
+    evaluate.add_argument("--csv", default=None, metavar="FILE", help="write the table as CSV")
+    evaluate.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+    evaluate.add_argument(
+        "--compare",
+        default=None,
+        choices=["published"],
+        help="print published MUSDB18 results next to this one",
+    )
+    evaluate.add_argument(
+        "--tracks", type=int, default=None, metavar="N", help="score only the first N tracks"
+    )
+    evaluate.add_argument(
+        "--filter",
+        action="append",
+        default=[],
+        metavar="TEXT",
+        help="score only tracks whose name contains TEXT (repeatable)",
+    )
+    evaluate.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
+    evaluate.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    evaluate.set_defaults(func=_evaluate)
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from . import api
+    from .core.errors import VocalsepError
+
+    chosen = [flag for flag in ("model", "baseline", "estimates") if getattr(args, flag)]
+    if len(chosen) != 1:
+        given = " and ".join(f"--{flag}" for flag in chosen) or "none"
+        _error(f"give exactly one of --model, --baseline or --estimates (got {given})")
+        return 2
+    bar = tqdm(
+        desc="evaluate", unit="track", disable=True if args.no_progress else None, leave=False
+    )
+
+    def progress(done: int, total: int, current: str | None) -> None:
+        bar.total = total
+        bar.n = done
+        if current:
+            bar.set_postfix_str(current, refresh=False)
+        bar.refresh()
+
+    try:
+        result = api.evaluate(
+            args.root,
+            dataset=args.dataset,
+            subset=args.subset,
+            model=args.model,
+            baseline=args.baseline,
+            estimates=args.estimates,
+            targets=[target for target in args.targets.split(",") if target],
+            names=args.filter,
+            max_tracks=args.tracks,
+            output_dir=args.output,
+            csv=args.csv,
+            overwrite=args.overwrite,
+            device=args.device,
+            progress=progress,
+        )
+    except (VocalsepError, ValueError) as error:
+        _error(error)
+        return 1
+    finally:
+        bar.close()
+    print(result.describe())
+    print(result.table())
+    if args.compare == "published":
+        print()
+        print(result.comparison())
+    return 0
 
 
 def _models(args: argparse.Namespace) -> int:

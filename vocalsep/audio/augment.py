@@ -1,0 +1,146 @@
+"""Waveform augmentations for training: `(channels, samples)` float32 in, the same out.
+
+Each function takes an explicit `numpy.random.Generator`, so an example built from a seeded
+generator is reproducible. They make a small pool of isolated vocals go further: pitch and tempo
+changes, a random equaliser, reverb (the vocal *target* includes it, as in produced music),
+gain, panning and channel swaps.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from .io import resample
+from .stft import STFT, STFTConfig
+
+_VOCODER = STFT(STFTConfig(n_fft=1024, hop_length=256))
+
+
+def time_stretch(audio: np.ndarray, rate: float) -> np.ndarray:
+    """Phase-vocoder time stretch: `rate` > 1 is faster (shorter), pitch unchanged.
+    Returns `(channels, round(samples / rate))`."""
+    if abs(rate - 1.0) < 1e-6:
+        return audio
+    samples = audio.shape[-1]
+    hop = _VOCODER.config.hop_length
+    spectrum = _VOCODER(torch.from_numpy(np.ascontiguousarray(audio)))  # (c, bins, frames)
+    frames = spectrum.shape[-1]
+    positions = torch.arange(0, frames - 1, rate, dtype=torch.float64)
+    low = positions.floor().long()
+    weight = (positions - low).to(torch.float32)
+    magnitude = (1 - weight) * spectrum[..., low].abs() + weight * spectrum[..., low + 1].abs()
+    # Advance each bin's phase by its measured instantaneous frequency between frames.
+    phase = spectrum.angle()
+    bins = spectrum.shape[-2]
+    expected = 2 * np.pi * hop * torch.arange(bins, dtype=torch.float32) / _VOCODER.config.n_fft
+    delta = phase[..., 1:] - phase[..., :-1] - expected[:, None]
+    delta = delta - 2 * np.pi * torch.round(delta / (2 * np.pi))
+    increments = (expected[:, None] + delta)[..., low]
+    accumulated = torch.cumsum(increments, dim=-1) - increments + phase[..., :1]
+    stretched = torch.polar(magnitude, accumulated)
+    length = max(1, round(samples / rate))
+    return _VOCODER.inverse(stretched, length).numpy().astype(np.float32)
+
+
+def pitch_shift(audio: np.ndarray, semitones: float, sample_rate: int) -> np.ndarray:
+    """Shift pitch by `semitones` keeping the duration (time stretch, then resample)."""
+    if abs(semitones) < 1e-3:
+        return audio
+    ratio = 2.0 ** (semitones / 12.0)
+    stretched = time_stretch(audio, 1.0 / ratio)  # longer by `ratio` ...
+    source_rate = max(1, round(sample_rate * ratio))  # ... then played `ratio` times faster
+    shifted = resample(stretched, source_rate, sample_rate)
+    return _fit(shifted, audio.shape[-1])
+
+
+def change_speed(audio: np.ndarray, factor: float, sample_rate: int) -> np.ndarray:
+    """Tape-style speed change (pitch and tempo together) by resampling; length / factor."""
+    if abs(factor - 1.0) < 1e-4:
+        return audio
+    return resample(audio, max(1, round(sample_rate * factor)), sample_rate)
+
+
+def random_eq(
+    audio: np.ndarray, rng: np.random.Generator, sample_rate: int, max_db: float = 9.0
+) -> np.ndarray:
+    """A smooth random equaliser: gains drawn at log-spaced frequencies, interpolated in
+    log-frequency and applied with zero phase. Also a random low-pass or high-pass tilt."""
+    if max_db <= 0:
+        return audio
+    samples = audio.shape[-1]
+    spectrum = np.fft.rfft(audio, axis=-1)
+    frequencies = np.fft.rfftfreq(samples, 1.0 / sample_rate)
+    anchors = np.geomspace(50.0, sample_rate / 2, 8)
+    gains_db = rng.uniform(-max_db, max_db, anchors.size)
+    if rng.random() < 0.3:  # a telephone / lo-fi band limit now and then
+        cutoff = rng.uniform(3000.0, sample_rate / 2)
+        gains_db = np.where(anchors > cutoff, gains_db - 24.0, gains_db)
+    curve_db = np.interp(np.log(np.maximum(frequencies, 1.0)), np.log(anchors), gains_db)
+    filtered = np.fft.irfft(spectrum * 10 ** (curve_db / 20), n=samples, axis=-1)
+    return filtered.astype(np.float32)
+
+
+def reverb(
+    audio: np.ndarray,
+    rng: np.random.Generator,
+    sample_rate: int,
+    rt60: tuple[float, float] = (0.2, 1.8),
+    wet: tuple[float, float] = (0.05, 0.5),
+) -> np.ndarray:
+    """Convolve with a synthetic room: exponentially decaying noise (per-channel decorrelated)
+    with a random RT60 and pre-delay, mixed with the dry signal. Length is kept."""
+    channels, samples = audio.shape
+    decay_time = rng.uniform(*rt60)
+    ir_length = min(int(decay_time * sample_rate), 4 * sample_rate)
+    if ir_length < 2:
+        return audio
+    t = np.arange(ir_length) / sample_rate
+    envelope = np.exp(-6.9 * t / decay_time)  # -60 dB at rt60
+    predelay = int(rng.uniform(0.0, 0.03) * sample_rate)
+    wet_gain = rng.uniform(*wet)
+    out = np.empty_like(audio)
+    size = samples + ir_length + predelay
+    n_fft = 1 << (size - 1).bit_length()
+    for channel in range(channels):
+        ir = rng.standard_normal(ir_length) * envelope
+        ir = np.concatenate([np.zeros(predelay), ir])
+        ir /= np.sqrt(np.sum(ir**2)) + 1e-12
+        tail = np.fft.irfft(np.fft.rfft(audio[channel], n_fft) * np.fft.rfft(ir, n_fft), n_fft)[
+            :samples
+        ]
+        out[channel] = (1 - wet_gain) * audio[channel] + wet_gain * tail
+    return out.astype(np.float32)
+
+
+def to_channels(
+    audio: np.ndarray, channels: int, rng: np.random.Generator, max_pan: float = 0.5
+) -> np.ndarray:
+    """Place `audio` on `channels` channels: a mono source is panned with a constant-power law
+    (pan in [-max_pan, max_pan]); stereo is kept (channels randomly swapped) or downmixed."""
+    if channels == 1:
+        return audio.mean(axis=0, keepdims=True) if audio.shape[0] > 1 else audio
+    if audio.shape[0] == 1:
+        pan = rng.uniform(-max_pan, max_pan)
+        angle = (pan + 1) * np.pi / 4
+        gains = np.array([np.cos(angle), np.sin(angle)], dtype=np.float32) * np.sqrt(2)
+        placed = gains[:, None] * audio
+        return np.resize(placed, (channels, audio.shape[-1])) if channels > 2 else placed
+    placed = (
+        audio[:channels]
+        if audio.shape[0] >= channels
+        else np.resize(audio, (channels, audio.shape[-1]))
+    )
+    if rng.random() < 0.5:
+        placed = placed[::-1]
+    return np.ascontiguousarray(placed)
+
+
+def rms(audio: np.ndarray) -> float:
+    return float(np.sqrt(np.mean(np.square(audio, dtype=np.float64)) + 1e-12))
+
+
+def _fit(audio: np.ndarray, length: int) -> np.ndarray:
+    if audio.shape[-1] >= length:
+        return audio[..., :length]
+    return np.pad(audio, ((0, 0), (0, length - audio.shape[-1])))

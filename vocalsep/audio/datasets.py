@@ -1,0 +1,514 @@
+"""Training examples for separation: synthesized mixtures, MUSDB18 and paired folders.
+
+Every dataset maps an example index to a dict of float32 `(channels, samples)` arrays with the
+keys "mixture", "vocals" and "accompaniment" (`mixture == vocals + accompaniment`). Example i is
+a pure function of (seed, i), drawn with `numpy.random.default_rng([seed, salt, i])`, so runs,
+resumes and DDP processes agree, and a validation set (a fixed seed and the held-out groups) is
+identical run to run. No training-loop code lives here.
+
+Decoding is slow, so every source file is decoded and resampled once into a float16 `.npy`
+cache on disk (memory-mapped: the page cache is shared by DataLoader workers and RAM stays
+bounded), or kept in RAM when no cache folder is given.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+import zlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ..core.config import Config
+from ..core.errors import ConfigError, VocalsepError
+from . import augment
+from .io import AUDIO_EXTENSIONS, load_audio, resample
+
+STEMS = ("mixture", "vocals", "accompaniment")
+Example = dict[str, np.ndarray]
+
+
+class DatasetError(VocalsepError):
+    """A dataset cannot be built (missing folder, no audio, bad split...)."""
+
+
+# -- source files, groups and splits ----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SourceSpec(Config):
+    """A folder of isolated recordings for one role (vocals or accompaniment).
+
+    path:              folder, searched recursively for audio files.
+    group_depth:       a file's group (singer, corpus or track) is the first `group_depth`
+                       parts of its path below `path`, without extension; train and validation
+                       are split by group, never by excerpt of one recording.
+    validation_groups: groups held out for validation.
+    validation_share:  share of the other groups also held out, picked by a stable hash.
+    weight:            relative probability of drawing from this folder (vs. other specs of the
+                       same role); within a folder every second of audio is equally likely.
+    """
+
+    path: str = ""
+    group_depth: int = 1
+    validation_groups: tuple[str, ...] = ()
+    validation_share: float = 0.0
+    weight: float = 1.0
+
+    def __post_init__(self) -> None:
+        if not self.path:
+            raise ConfigError("a source needs a path")
+        if self.group_depth < 1 or not 0 <= self.validation_share < 1 or self.weight <= 0:
+            raise ConfigError(
+                f"source {self.path}: need group_depth >= 1, 0 <= validation_share < 1, weight > 0"
+            )
+
+
+def audio_files(folder: str | os.PathLike) -> list[Path]:
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise DatasetError(f"{folder} is not a folder; check the data path in the config")
+    files = sorted(
+        path
+        for path in folder.rglob("*")
+        if path.suffix.lower() in AUDIO_EXTENSIONS and path.is_file()
+    )
+    if not files:
+        raise DatasetError(f"{folder} holds no audio files")
+    return files
+
+
+def group_of(path: Path, root: Path, depth: int) -> str:
+    parts = list(path.relative_to(root).with_suffix("").parts)
+    return "/".join(parts[:depth])
+
+
+def _hash_share(name: str) -> float:
+    return zlib.crc32(name.encode()) / 2**32
+
+
+def split_files(spec: SourceSpec, split: str) -> list[Path]:
+    """The files of `spec` in `split` ("train" or "validation")."""
+    root = Path(spec.path)
+    files = audio_files(root)
+    groups = {path: group_of(path, root, spec.group_depth) for path in files}
+    unknown = set(spec.validation_groups) - set(groups.values())
+    if unknown:
+        raise DatasetError(
+            f"{root}: validation group(s) {', '.join(sorted(unknown))} not found "
+            f"(groups: {', '.join(sorted(set(groups.values()))[:12])} ...)"
+        )
+
+    def held_out(group: str) -> bool:
+        return group in spec.validation_groups or _hash_share(group) < spec.validation_share
+
+    chosen = [path for path in files if held_out(groups[path]) == (split == "validation")]
+    if not chosen:
+        raise DatasetError(f"{root}: no files left for the {split} split; adjust the split")
+    return chosen
+
+
+# -- decoded audio pools -----------------------------------------------------------------------
+
+
+def _cache_key(path: Path, sample_rate: int) -> str:
+    stat = path.stat()
+    text = f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}|{sample_rate}|v1"
+    return hashlib.sha1(text.encode()).hexdigest()
+
+
+def decode_cached(path: Path, sample_rate: int, cache_dir: Path | None) -> np.ndarray:
+    """`path` decoded at `sample_rate` as float16 `(channels <= 2, samples)`; memory-mapped
+    from `cache_dir` (written once, atomically) when given."""
+    target = None
+    if cache_dir is not None:
+        target = cache_dir / f"{_cache_key(path, sample_rate)}.npy"
+        if target.exists():
+            return np.load(target, mmap_mode="r")
+    audio, rate = load_audio(path)
+    audio = np.nan_to_num(audio[:2])
+    audio = resample(audio, rate, sample_rate).astype(np.float16)
+    if target is None:
+        return audio
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    handle, temp = tempfile.mkstemp(dir=cache_dir, suffix=".partial")
+    try:
+        with os.fdopen(handle, "wb") as file:
+            np.save(file, audio)
+        os.replace(temp, target)
+    except BaseException:
+        Path(temp).unlink(missing_ok=True)
+        raise
+    return np.load(target, mmap_mode="r")
+
+
+class AudioPool:
+    """Decoded recordings of one role, drawn by folder weight, then by length."""
+
+    def __init__(
+        self,
+        specs: Sequence[SourceSpec],
+        split: str,
+        sample_rate: int,
+        cache_dir: Path | None,
+        progress: Callable[[str], None] | None = None,
+    ) -> None:
+        if not specs:
+            raise DatasetError("no source folders configured")
+        self.sample_rate = sample_rate
+        self.groups: list[list[np.ndarray]] = []
+        self.names: list[list[str]] = []
+        weights = []
+        for spec in specs:
+            files = split_files(spec, split)
+            arrays = []
+            for path in files:
+                if progress is not None:
+                    progress(str(path))
+                audio = decode_cached(path, sample_rate, cache_dir)
+                if audio.shape[-1] > 0:
+                    arrays.append(audio)
+            if arrays:
+                self.groups.append(arrays)
+                self.names.append([str(path) for path in files])
+                weights.append(spec.weight)
+        if not self.groups:
+            raise DatasetError(f"no decodable audio in {', '.join(spec.path for spec in specs)}")
+        self.spec_weights = np.asarray(weights) / np.sum(weights)
+        self.file_weights = []
+        for arrays in self.groups:
+            lengths = np.asarray([array.shape[-1] for array in arrays], dtype=np.float64)
+            self.file_weights.append(lengths / lengths.sum())
+
+    @property
+    def seconds(self) -> float:
+        return sum(a.shape[-1] for arrays in self.groups for a in arrays) / self.sample_rate
+
+    def excerpt(self, rng: np.random.Generator, length: int) -> np.ndarray:
+        """A random float32 excerpt `(channels, length)`; short files are zero-padded."""
+        spec = rng.choice(len(self.groups), p=self.spec_weights)
+        arrays = self.groups[spec]
+        audio = arrays[rng.choice(len(arrays), p=self.file_weights[spec])]
+        total = audio.shape[-1]
+        if total <= length:
+            start = 0
+            piece = np.asarray(audio, dtype=np.float32)
+            offset = rng.integers(0, length - total + 1)
+            return np.pad(piece, ((0, 0), (offset, length - total - offset)))
+        start = int(rng.integers(0, total - length + 1))
+        return np.asarray(audio[:, start : start + length], dtype=np.float32)
+
+
+# -- synthesized mixtures ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AugmentConfig(Config):
+    """Probabilities and ranges of the augmentations (0 turns one off).
+
+    Vocals: pitch shift (uniform in +-pitch_semitones, with probability p_pitch), time stretch
+    (rate in 1 +- stretch, p_stretch), random EQ (+-eq_db, p_eq), synthetic reverb (p_reverb),
+    panning of mono sources within +-max_pan. Accompaniment: random EQ (p_eq_accompaniment),
+    a second layered excerpt (p_layer). Both: stereo channel swap, level.
+    """
+
+    p_pitch: float = 0.5
+    pitch_semitones: float = 3.0
+    p_stretch: float = 0.3
+    stretch: float = 0.15
+    p_eq: float = 0.5
+    eq_db: float = 8.0
+    p_reverb: float = 0.4
+    max_pan: float = 0.3
+    p_eq_accompaniment: float = 0.3
+    p_layer: float = 0.3
+
+
+@dataclass(frozen=True)
+class SynthesizedConfig(Config):
+    """Random mixtures of isolated vocals (and optionally speech) with accompaniment.
+
+    vocal_level_db:   vocal-to-accompaniment RMS ratio, uniform in this range (dB).
+    silent_vocals:    share of examples with no vocals at all (the model must learn silence).
+    speech:           extra vocal material (spoken voice) and the share of examples using it.
+    active_threshold: vocal excerpts quieter than this RMS are redrawn (up to 8 times), so
+                      "vocals present" examples really contain singing.
+    """
+
+    vocals: tuple[SourceSpec, ...] = ()
+    accompaniment: tuple[SourceSpec, ...] = ()
+    speech: tuple[SourceSpec, ...] = ()
+    speech_share: float = 0.0
+    vocal_level_db: tuple[float, float] = (-8.0, 4.0)
+    silent_vocals: float = 0.1
+    active_threshold: float = 0.003
+    mixture_peak: tuple[float, float] = (0.3, 0.95)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+
+
+@dataclass(frozen=True)
+class MusdbConfig(Config):
+    """MUSDB18 through the `musdb` package (official train/validation split of the train set).
+
+    is_wav: the decoded-wav layout (`track/{mixture,drums,bass,other,vocals}.wav`) instead of
+    stem.mp4. mix_across_tracks: draw every source from its own random track (Uhlich et al.
+    2017). gain: random per-source gain range; channel_swap: swap left/right per source."""
+
+    root: str = ""
+    is_wav: bool = False
+    mix_across_tracks: bool = True
+    gain: tuple[float, float] = (0.25, 1.25)
+    channel_swap: bool = True
+
+
+@dataclass(frozen=True)
+class FolderConfig(Config):
+    """Paired folders `root/<track>/{mixture,vocals,accompaniment}.*`; `validation_tracks`
+    names the tracks held out (or `validation_share` picks them by hash)."""
+
+    root: str = ""
+    validation_tracks: tuple[str, ...] = ()
+    validation_share: float = 0.0
+
+
+@dataclass(frozen=True)
+class DataConfig(Config):
+    """kind: synthesized | musdb | folder. Examples are `segment_seconds` long at the model's
+    rate with `channels` channels. validation: "" (held-out part of the same kind) or
+    "folder:<path>" (paired tracks, e.g. real mixtures). cache_dir: decoded-audio cache ("" =
+    keep in RAM)."""
+
+    kind: str = "synthesized"
+    segment_seconds: float = 4.0
+    channels: int = 1
+    validation_examples: int = 64
+    validation_seconds: float = 0.0
+    validation: str = ""
+    cache_dir: str = ""
+    synthesized: SynthesizedConfig = field(default_factory=SynthesizedConfig)
+    musdb: MusdbConfig = field(default_factory=MusdbConfig)
+    folder: FolderConfig = field(default_factory=FolderConfig)
+
+    def __post_init__(self) -> None:
+        if self.kind not in ("synthesized", "musdb", "folder"):
+            raise ConfigError(f"data.kind must be synthesized, musdb or folder, got {self.kind!r}")
+        if self.segment_seconds <= 0 or self.channels < 1 or self.validation_examples < 1:
+            raise ConfigError(
+                "data: need segment_seconds > 0, channels >= 1, validation_examples >= 1"
+            )
+
+
+def _salted_rng(seed: int, salt: str, index: int) -> np.random.Generator:
+    return np.random.default_rng([seed, zlib.crc32(salt.encode()), index])
+
+
+class SynthesizedMixtures:
+    """Index -> a random mixture of an (augmented) vocal excerpt and accompaniment."""
+
+    def __init__(
+        self,
+        config: SynthesizedConfig,
+        *,
+        split: str,
+        sample_rate: int,
+        channels: int,
+        segment_seconds: float,
+        seed: int,
+        cache_dir: Path | None = None,
+        progress: Callable[[str], None] | None = None,
+    ) -> None:
+        self.config = config
+        self.split = split
+        self.sample_rate = sample_rate
+        self.channels = channels
+        self.length = max(1, round(segment_seconds * sample_rate))
+        self.seed = seed
+        self.vocals = AudioPool(config.vocals, split, sample_rate, cache_dir, progress)
+        self.accompaniment = AudioPool(
+            config.accompaniment, split, sample_rate, cache_dir, progress
+        )
+        self.speech = (
+            AudioPool(config.speech, split, sample_rate, cache_dir, progress)
+            if config.speech and config.speech_share > 0
+            else None
+        )
+
+    def _vocal(self, rng: np.random.Generator) -> np.ndarray:
+        config, aug = self.config, self.config.augment
+        pool = self.speech if self.speech and rng.random() < config.speech_share else self.vocals
+        stretch = 1.0
+        if aug.p_stretch and rng.random() < aug.p_stretch:
+            stretch = rng.uniform(1 - aug.stretch, 1 + aug.stretch)
+        needed = int(np.ceil(self.length * stretch)) + 1
+        for _ in range(8):
+            vocal = pool.excerpt(rng, needed)
+            if augment.rms(vocal) > config.active_threshold:
+                break
+        vocal = augment.time_stretch(vocal, stretch)[:, : self.length]
+        if vocal.shape[-1] < self.length:
+            vocal = np.pad(vocal, ((0, 0), (0, self.length - vocal.shape[-1])))
+        if aug.p_pitch and rng.random() < aug.p_pitch:
+            semitones = rng.uniform(-aug.pitch_semitones, aug.pitch_semitones)
+            vocal = augment.pitch_shift(vocal, semitones, self.sample_rate)
+        if aug.p_eq and rng.random() < aug.p_eq:
+            vocal = augment.random_eq(vocal, rng, self.sample_rate, aug.eq_db)
+        vocal = augment.to_channels(vocal, self.channels, rng, aug.max_pan)
+        if aug.p_reverb and rng.random() < aug.p_reverb:
+            vocal = augment.reverb(vocal, rng, self.sample_rate)
+        return vocal
+
+    def _accompaniment(self, rng: np.random.Generator) -> np.ndarray:
+        aug = self.config.augment
+        music = augment.to_channels(
+            self.accompaniment.excerpt(rng, self.length), self.channels, rng, 0.6
+        )
+        if aug.p_layer and rng.random() < aug.p_layer:
+            layer = self.accompaniment.excerpt(rng, self.length)
+            layer = augment.to_channels(layer, self.channels, rng, 0.6)
+            music = music + layer * (
+                rng.uniform(0.3, 1.0) * augment.rms(music) / augment.rms(layer)
+            )
+        if aug.p_eq_accompaniment and rng.random() < aug.p_eq_accompaniment:
+            music = augment.random_eq(music, rng, self.sample_rate, aug.eq_db)
+        return music
+
+    def __getitem__(self, index: int) -> Example:
+        config = self.config
+        rng = _salted_rng(self.seed, self.split, int(index))
+        accompaniment = self._accompaniment(rng)
+        if rng.random() < config.silent_vocals:
+            vocals = np.zeros_like(accompaniment)
+        else:
+            vocals = self._vocal(rng)
+            level = 10 ** (rng.uniform(*config.vocal_level_db) / 20)
+            vocals = vocals * (level * augment.rms(accompaniment) / augment.rms(vocals))
+        return _normalised(vocals, accompaniment, rng, config.mixture_peak)
+
+
+def _normalised(
+    vocals: np.ndarray, accompaniment: np.ndarray, rng: np.random.Generator, peak_range
+) -> Example:
+    """Scale both sources together so the mixture peaks at a random level in `peak_range`."""
+    mixture = vocals + accompaniment
+    peak = float(np.max(np.abs(mixture))) if mixture.size else 0.0
+    scale = rng.uniform(*peak_range) / peak if peak > 1e-6 else 1.0
+    vocals = (vocals * scale).astype(np.float32)
+    accompaniment = (accompaniment * scale).astype(np.float32)
+    return {"mixture": vocals + accompaniment, "vocals": vocals, "accompaniment": accompaniment}
+
+
+# -- MUSDB18 -----------------------------------------------------------------------------------
+
+_MUSDB_SOURCES = ("vocals", "drums", "bass", "other")
+
+
+def _require_musdb():
+    try:
+        import musdb
+    except ImportError:
+        raise DatasetError(
+            "MUSDB18 needs the musdb package: pip install 'vocalsep[train]'"
+        ) from None
+    return musdb
+
+
+class MusdbMixtures:
+    """Index -> an excerpt of MUSDB18 (cross-track random mixing for training, fixed excerpts
+    of the validation tracks otherwise). Sources are decoded once into the cache."""
+
+    def __init__(
+        self,
+        config: MusdbConfig,
+        *,
+        split: str,
+        sample_rate: int,
+        channels: int,
+        segment_seconds: float,
+        seed: int,
+        cache_dir: Path | None = None,
+        progress: Callable[[str], None] | None = None,
+    ) -> None:
+        if not config.root:
+            raise DatasetError("data.musdb.root is not set; point it at your MUSDB18 folder")
+        if not Path(config.root).is_dir():
+            raise DatasetError(f"MUSDB18 root {config.root} is not a folder")
+        musdb = _require_musdb()
+        try:
+            database = musdb.DB(
+                root=config.root,
+                subsets="train",
+                split="train" if split == "train" else "valid",
+                is_wav=config.is_wav,
+            )
+        except Exception as error:  # musdb raises bare errors for layouts it does not expect
+            raise DatasetError(f"cannot open MUSDB18 at {config.root} ({error})") from None
+        if not database.tracks:
+            raise DatasetError(f"no MUSDB18 {split} tracks under {config.root}")
+        self.config = config
+        self.split = split
+        self.sample_rate = sample_rate
+        self.channels = channels
+        self.length = max(1, round(segment_seconds * sample_rate))
+        self.seed = seed
+        self.names = [track.name for track in database.tracks]
+        self.sources: dict[str, list[np.ndarray]] = {name: [] for name in _MUSDB_SOURCES}
+        for track in database.tracks:
+            if progress is not None:
+                progress(track.name)
+            for name in _MUSDB_SOURCES:
+                self.sources[name].append(self._decode(track, name, cache_dir))
+
+    def _decode(self, track, name: str, cache_dir: Path | None) -> np.ndarray:
+        target = None
+        if cache_dir is not None:
+            key = hashlib.sha1(f"{track.path}|{name}|{self.sample_rate}|musdb-v1".encode())
+            target = cache_dir / f"{key.hexdigest()}.npy"
+            if target.exists():
+                return np.load(target, mmap_mode="r")
+        audio = np.asarray(track.targets[name].audio, dtype=np.float32).T  # (channels, samples)
+        audio = resample(audio, int(track.rate), self.sample_rate).astype(np.float16)
+        if target is None:
+            return audio
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        handle, temp = tempfile.mkstemp(dir=cache_dir, suffix=".partial")
+        with os.fdopen(handle, "wb") as file:
+            np.save(file, audio)
+        os.replace(temp, target)
+        return np.load(target, mmap_mode="r")
+
+    def __getitem__(self, index: int) -> Example:
+        rng = _salted_rng(self.seed, f"musdb-{self.split}", int(index))
+        training = self.split == "train"
+        tracks = len(self.names)
+        across = training and self.config.mix_across_tracks
+        # Validation walks the tracks in order; the excerpt is fixed by the index's generator.
+        track = int(rng.integers(tracks)) if training else int(index) % tracks
+        start = None
+        stems = {}
+        for name in _MUSDB_SOURCES:
+            if across:
+                track, start = int(rng.integers(tracks)), None
+            audio = self.sources[name][track]
+            if start is None:
+                start = int(rng.integers(0, max(1, audio.shape[-1] - self.length + 1)))
+            piece = _fit(np.asarray(audio[:, start : start + self.length], np.float32), self.length)
+            if piece.shape[0] != self.channels:
+                piece = augment.to_channels(piece, self.channels, rng, 0.0)
+            if training:
+                piece = piece * np.float32(rng.uniform(*self.config.gain))
+                if self.config.channel_swap and piece.shape[0] == 2 and rng.random() < 0.5:
+                    piece = piece[::-1]
+            stems[name] = np.ascontiguousarray(piece, dtype=np.float32)
+        accompaniment = stems["drums"] + stems["bass"] + stems["other"]
+        vocals = stems["vocals"]
+        return {"mixture": vocals + accompaniment, "vocals": vocals, "accompaniment": accompaniment}
+
+
+def _fit(audio: np.ndarray, length: int) -> np.ndarray:
+    if audio.shape[-1] >= length:
+        return audio[..., :length]
+    return np.pad(audio, ((0, 0), (0, length - audio.shape[-1])))

@@ -1,0 +1,104 @@
+"""Training and validation examples from paired folders `root/<track>/{mixture,vocals,
+accompaniment}.*` (e.g. `../shared/data/audio/dev`), read through `tracks.py`."""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from .datasets import DatasetError, Example, FolderConfig, _fit, _salted_rng
+from .tracks import find_folder_tracks, load_track
+
+
+def _channels(audio: np.ndarray, channels: int) -> np.ndarray:
+    """Mono is copied to every channel; more channels than needed are averaged down."""
+    if audio.shape[0] == channels:
+        return audio
+    if channels == 1:
+        return audio.mean(axis=0, keepdims=True)
+    return np.resize(audio.mean(axis=0, keepdims=True), (channels, audio.shape[-1]))
+
+
+def _example(stems: dict[str, np.ndarray], channels: int) -> Example:
+    vocals = _channels(stems["vocals"], channels).astype(np.float32)
+    accompaniment = _channels(stems["accompaniment"], channels).astype(np.float32)
+    # Training needs mixture == vocals + accompaniment exactly (the residual stem relies on it).
+    return {"mixture": vocals + accompaniment, "vocals": vocals, "accompaniment": accompaniment}
+
+
+def full_tracks(
+    root: str | Path, *, sample_rate: int, channels: int, max_seconds: float = 0.0
+) -> list[Example]:
+    """Every track of a paired folder at `sample_rate` with `channels` channels; with
+    `max_seconds`, the middle `max_seconds` of each."""
+    examples = []
+    for track in find_folder_tracks(root):
+        example = _example(load_track(track, sample_rate), channels)
+        length = example["mixture"].shape[-1]
+        if max_seconds > 0 and length > max_seconds * sample_rate:
+            keep = round(max_seconds * sample_rate)
+            start = (length - keep) // 2
+            example = {key: value[:, start : start + keep] for key, value in example.items()}
+        examples.append(example)
+    return examples
+
+
+class PairedExcerpts:
+    """Index -> a random excerpt of a random track (training: random gain and channel swap)."""
+
+    def __init__(
+        self,
+        config: FolderConfig,
+        *,
+        split: str,
+        sample_rate: int,
+        channels: int,
+        segment_seconds: float,
+        seed: int,
+        cache_dir: Path | None = None,
+        progress: Callable[[str], None] | None = None,
+    ) -> None:
+        if not config.root:
+            raise DatasetError("data.folder.root is not set; point it at a folder of tracks")
+        tracks = find_folder_tracks(config.root)
+        names = {track.name for track in tracks}
+        unknown = set(config.validation_tracks) - names
+        if unknown:
+            raise DatasetError(f"validation track(s) not found: {', '.join(sorted(unknown))}")
+
+        def held_out(name: str) -> bool:
+            share = zlib.crc32(name.encode()) / 2**32
+            return name in config.validation_tracks or share < config.validation_share
+
+        chosen = [track for track in tracks if held_out(track.name) == (split == "validation")]
+        if not chosen:
+            raise DatasetError(f"{config.root}: no tracks left for the {split} split")
+        self.split = split
+        self.seed = seed
+        self.length = max(1, round(segment_seconds * sample_rate))
+        self.names = [track.name for track in chosen]
+        self.tracks = []
+        for track in chosen:
+            if progress is not None:
+                progress(track.name)
+            example = _example(load_track(track, sample_rate), channels)
+            self.tracks.append({key: value.astype(np.float16) for key, value in example.items()})
+
+    def __getitem__(self, index: int) -> Example:
+        rng = _salted_rng(self.seed, f"folder-{self.split}", int(index))
+        track = self.tracks[int(rng.integers(len(self.tracks)))]
+        total = track["vocals"].shape[-1]
+        start = int(rng.integers(0, max(1, total - self.length + 1)))
+        stems = {
+            key: _fit(track[key][:, start : start + self.length].astype(np.float32), self.length)
+            for key in ("vocals", "accompaniment")
+        }
+        if self.split == "train":
+            for key in stems:
+                stems[key] = stems[key] * np.float32(rng.uniform(0.5, 1.2))
+            if stems["vocals"].shape[0] == 2 and rng.random() < 0.5:
+                stems = {key: np.ascontiguousarray(value[::-1]) for key, value in stems.items()}
+        return _example(stems, stems["vocals"].shape[0])

@@ -1,0 +1,235 @@
+"""The audio-separation task for the modality-free trainer.
+
+Loss (Jansson et al. 2017): L1 between `mask x |mixture STFT|` and `|target STFT|` on the band
+the network sees, for every target. Validation reports that loss and the fast global SDR
+(`metrics.signal_to_distortion_ratio`, not BSSEval v4) of waveforms separated by the real
+inference path (`Separator`), so a validation number is what a user would get.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..core.checkpoint import Checkpoint
+from ..core.config import Config
+from ..core.errors import ConfigError
+from ..core.losses import LOSSES
+from ..core.unet import PRESETS, preset
+from .datasets import STEMS, DataConfig, DatasetError, MusdbMixtures, SynthesizedMixtures
+from .metrics import signal_to_distortion_ratio
+from .models import SpectrogramMaskModel, SpectrogramModelConfig
+from .stft import STFT
+
+VALIDATION_SEED = 20170101  # fixed: the validation set never depends on the training seed
+
+
+@dataclass(frozen=True)
+class SeparationTaskConfig(Config):
+    """model:     the spectrogram model (rate, STFT, band, targets, channels, compression).
+    preset:       a network preset of `vocalsep.core.unet.PRESETS` (e.g. "jansson2017") ...
+    network:      ... with these fields replaced (e.g. {channels = [8, 16, 32]}).
+    architecture: the registered architecture the preset builds ("unet").
+    data:         where examples come from (see `DataConfig`).
+    loss:         a name in `vocalsep.core.losses.LOSSES` ("l1", "mse", "smooth_l1").
+    """
+
+    model: SpectrogramModelConfig = field(default_factory=SpectrogramModelConfig)
+    architecture: str = "unet"
+    preset: str = "jansson2017"
+    network: dict[str, Any] = field(default_factory=dict)
+    data: DataConfig = field(default_factory=DataConfig)
+    loss: str = "l1"
+
+    def __post_init__(self) -> None:
+        if self.preset not in PRESETS:
+            raise ConfigError(f"unknown preset {self.preset!r} (known: {PRESETS.names()})")
+        if self.loss not in LOSSES:
+            raise ConfigError(f"unknown loss {self.loss!r} (known: {LOSSES.names()})")
+        if self.model.audio_channels not in (1, self.data.channels):
+            raise ConfigError(
+                "model.audio_channels must be 1 (channels separately) or data.channels"
+            )
+
+
+def _stack(examples: list[dict[str, np.ndarray]]) -> dict[str, torch.Tensor]:
+    return {key: torch.from_numpy(np.stack([e[key] for e in examples])) for key in examples[0]}
+
+
+class SeparationTask:
+    """Trains a `SpectrogramMaskModel` from `SeparationTaskConfig` (see `vocalsep.train.Task`)."""
+
+    def __init__(
+        self, config: SeparationTaskConfig, *, progress: Callable[[str], None] | None = None
+    ) -> None:
+        self.config = config
+        self.progress = progress
+        self.stft = STFT(config.model.stft)
+        self.loss_fn = LOSSES.get(config.loss)
+        self._validation: list[dict[str, np.ndarray]] | None = None
+
+    # -- model ---------------------------------------------------------------------------------
+
+    def build_model(self) -> SpectrogramMaskModel:
+        model = self.config.model
+        network = preset(
+            self.config.preset,
+            **{
+                **self.config.network,
+                "in_channels": model.audio_channels,
+                "out_channels": len(model.targets) * model.audio_channels,
+            },
+        )
+        return SpectrogramMaskModel(model, self.config.architecture, network)
+
+    def checkpoint(self, model: nn.Module, metadata: dict[str, Any]) -> Checkpoint:
+        return model.to_checkpoint({**metadata, "task_config": self.config.to_dict()})
+
+    # -- data ----------------------------------------------------------------------------------
+
+    def _cache_dir(self) -> Path | None:
+        return Path(self.config.data.cache_dir) if self.config.data.cache_dir else None
+
+    def _dataset(self, split: str, seed: int):
+        data = self.config.data
+        common = dict(
+            split=split,
+            sample_rate=self.config.model.sample_rate,
+            channels=data.channels,
+            segment_seconds=data.segment_seconds,
+            seed=seed,
+            cache_dir=self._cache_dir(),
+            progress=self.progress,
+        )
+        if data.kind == "synthesized":
+            return SynthesizedMixtures(data.synthesized, **common)
+        if data.kind == "musdb":
+            return MusdbMixtures(data.musdb, **common)
+        from .pairs import PairedExcerpts  # the folder layout shares code with evaluation
+
+        return PairedExcerpts(data.folder, **common)
+
+    def training_examples(self, seed: int):
+        return self._dataset("train", seed)
+
+    def validation_examples(self) -> list[dict[str, np.ndarray]]:
+        """The fixed validation set (built once, then kept)."""
+        if self._validation is None:
+            data = self.config.data
+            if data.validation.startswith("folder:"):
+                from .pairs import full_tracks
+
+                self._validation = full_tracks(
+                    data.validation.removeprefix("folder:"),
+                    sample_rate=self.config.model.sample_rate,
+                    channels=data.channels,
+                    max_seconds=data.validation_seconds,
+                )
+            elif data.validation:
+                raise DatasetError(
+                    f"data.validation must be empty or 'folder:PATH', got {data.validation!r}"
+                )
+            else:
+                dataset = self._dataset("validation", VALIDATION_SEED)
+                self._validation = [dataset[i] for i in range(data.validation_examples)]
+        return self._validation
+
+    def validation_batches(self, batch_size: int) -> Iterator[dict[str, torch.Tensor]]:
+        examples = self.validation_examples()
+        batch: list[dict[str, np.ndarray]] = []
+        for example in examples:
+            if batch and (
+                len(batch) == batch_size or batch[0]["mixture"].shape != example["mixture"].shape
+            ):
+                yield _stack(batch)
+                batch = []
+            batch.append(example)
+        if batch:
+            yield _stack(batch)
+
+    def collate(self, examples: list[dict[str, np.ndarray]]) -> dict[str, torch.Tensor]:
+        return _stack(examples)
+
+    def to_device(
+        self, batch: dict[str, torch.Tensor], device: torch.device
+    ) -> dict[str, torch.Tensor]:
+        return {key: value.to(device, non_blocking=True) for key, value in batch.items()}
+
+    # -- loss and metrics ----------------------------------------------------------------------
+
+    def _masked(self, model: nn.Module, batch: dict[str, torch.Tensor]):
+        """(estimated, target) band magnitudes `(batch, targets, channels, band, frames)`."""
+        config = self.config.model
+        band = config.band_bins
+        mixture = self.stft(batch["mixture"]).abs()[..., :band, :]  # (batch, channels, band, T)
+        targets = torch.stack(
+            [self.stft(batch[name]).abs()[..., :band, :] for name in config.targets], dim=1
+        )
+        batch_size, channels = mixture.shape[:2]
+        if config.audio_channels == 1 and channels > 1:  # each channel on its own
+            mask = model(mixture.reshape(batch_size * channels, 1, *mixture.shape[2:]))
+            mask = mask.reshape(batch_size, channels, len(config.targets), *mask.shape[-2:])
+            mask = mask.transpose(1, 2)
+        else:
+            mask = model(mixture)
+        return mask * mixture[:, None], targets
+
+    def loss(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        estimate, target = self._masked(model, batch)
+        return self.loss_fn(estimate.float(), target.float())
+
+    def validate(
+        self, model: nn.Module, batches: Iterable[dict[str, torch.Tensor]]
+    ) -> Mapping[str, float]:
+        from .separator import Separator  # here: the separator is only needed for validation
+
+        device = next(model.parameters()).device
+        separator = Separator(model, device=device, chunk_seconds=60.0)
+        losses, weights = [], []
+        sdrs: dict[str, list[float]] = {stem: [] for stem in separator.stems}
+        for batch in batches:
+            losses.append(float(self.loss(model, batch)))
+            weights.append(batch["mixture"].shape[0])
+            mixtures = batch["mixture"].cpu().numpy()
+            for i, mixture in enumerate(mixtures):
+                estimates = separator.separate(mixture, self.config.model.sample_rate)
+                for stem, estimate in estimates.items():
+                    reference = batch[stem][i].cpu()
+                    if float(reference.abs().max()) < 1e-4:
+                        continue  # SDR of a silent reference is undefined
+                    sdr = signal_to_distortion_ratio(torch.from_numpy(estimate), reference)
+                    sdrs[stem].append(float(sdr))
+        metrics = {"loss": float(np.average(losses, weights=weights))}
+        for stem, values in sdrs.items():
+            if values:
+                metrics[f"sdr_{stem}"] = float(np.median(values))
+        if self.config.model.targets[0] in sdrs and sdrs[self.config.model.targets[0]]:
+            metrics["sdr"] = metrics[f"sdr_{self.config.model.targets[0]}"]
+        return metrics
+
+    # -- listening -----------------------------------------------------------------------------
+
+    def dump_examples(
+        self, folder: str | Path, count: int, seed: int, split: str = "train"
+    ) -> list[Path]:
+        """Write `count` examples as `folder/<index>/{mixture,vocals,accompaniment}.wav`."""
+        from .io import write_audio
+
+        dataset = self._dataset(split, seed if split == "train" else VALIDATION_SEED)
+        written = []
+        for index in range(count):
+            example = dataset[index]
+            for stem in STEMS:
+                path = Path(folder) / f"{index:04d}" / f"{stem}.wav"
+                written.append(
+                    write_audio(
+                        path, example[stem], self.config.model.sample_rate, "wav", "32f", True
+                    )
+                )
+        return written
