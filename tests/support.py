@@ -74,3 +74,54 @@ def write_wav(path: Path, audio: np.ndarray, sample_rate: int, subtype: str = "F
 
 def digest(path: Path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def synth_stems(
+    sample_rate: int, samples: int, channels: int = 1, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
+    """A (vocals, accompaniment) pair of `(channels, samples)` float32: a vibrato tone whose
+    pitch depends on `seed`, and a chirp with a little noise. Neither is silent anywhere."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(samples) / sample_rate
+    pitch = 300 + 40 * seed
+    voice = 0.3 * np.sin(2 * np.pi * (pitch * t + 3 * np.sin(2 * np.pi * 5 * t)))
+    voice *= 0.6 + 0.4 * np.sin(2 * np.pi * 1.5 * t) ** 2  # syllable-like swell
+    chirp = 0.2 * np.sin(2 * np.pi * (80 * t + 300 * t**2))
+    vocals, accompaniment = [], []
+    for channel in range(channels):
+        pan = 0.6 + 0.3 * (channel % 2)
+        vocals.append(pan * voice)
+        accompaniment.append((1.2 - pan) * chirp + 0.02 * rng.standard_normal(samples))
+    return np.asarray(vocals, np.float32), np.asarray(accompaniment, np.float32)
+
+
+def write_track(
+    folder: Path,
+    vocals: np.ndarray,
+    accompaniment: np.ndarray,
+    sample_rate: int,
+    *,
+    mixture: bool = True,
+    ext: str = "wav",
+) -> Path:
+    """A paired track folder: {mixture,vocals,accompaniment}.<ext> (float WAV keeps samples)."""
+    subtype = "FLOAT" if ext == "wav" else "PCM_16"
+    write_wav(folder / f"vocals.{ext}", vocals, sample_rate, subtype)
+    write_wav(folder / f"accompaniment.{ext}", accompaniment, sample_rate, subtype)
+    if mixture:
+        write_wav(folder / f"mixture.{ext}", vocals + accompaniment, sample_rate, subtype)
+    return folder
+
+
+def make_musdb_hq(root, names=("Artist - One", "Artist - Two"), seconds=1.0):
+    """A tiny MUSDB18-HQ layout: root/test/<track>/{mixture,vocals,drums,bass,other}.wav."""
+    rate = 44100
+    samples = int(seconds * rate)
+    for seed, name in enumerate(names):
+        vocals, accompaniment = synth_stems(rate, samples, channels=2, seed=seed)
+        stems = {"vocals": vocals, "drums": 0.5 * accompaniment, "bass": 0.3 * accompaniment}
+        stems["other"] = 0.2 * accompaniment
+        stems["mixture"] = sum(stems.values())
+        for stem, value in stems.items():
+            write_wav(root / "test" / name / f"{stem}.wav", value, rate, "PCM_16")
+    return root

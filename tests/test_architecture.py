@@ -56,3 +56,10 @@ def test_ci_runs_the_readme_test_command():
     block = re.search(r"<!-- ci:test -->\n```bash\n(.+?)\n```\n<!-- /ci:test -->", readme, re.S)
     assert block and "pytest" in block.group(1)
     assert "ci:test" in (ROOT / ".ci" / "run").read_text()
+
+
+def test_trainer_imports_no_audio_or_image_module():
+    modules = imported_modules("import vocalsep.train, vocalsep.train.trainer")
+    assert "torch" in modules
+    assert not {m for m in modules if re.match(r"vocalsep\.(audio|image|api|cli|pretrained)", m)}
+    assert not {m for m in modules if m.split(".")[0] in {"soundfile", "soxr", "PIL", "musdb"}}

@@ -343,7 +343,7 @@ def evaluate(
     """BSSEval v4 scores (museval; SDR, SIR, SAR, ISR on 1 s windows, median over windows then
     over tracks) of exactly one of: a `model` (shipped name, checkpoint path or `Separator`),
     a `baseline` ("irm" oracle ratio mask or "mixture"), or `estimates` already on disk
-    (`estimates/<track>/{vocals,accompaniment}.*`).
+    (`estimates/<track>/{vocals,accompaniment}.*`, or museval's `estimates/<subset>/<track>/`).
 
     `dataset` "folder": `root/<track>/{mixture,vocals,accompaniment}.*`; "musdb18": MUSDB18
     (or MUSDB18-HQ wav folders) `root/<subset>`. `names` keeps tracks whose name contains one
@@ -409,7 +409,7 @@ def evaluate(
         estimate = lambda name, audio, rate: evaluation.mixture_estimates(audio)  # noqa: E731
         method = "baseline mixture"
     else:
-        folder = evaluation.EstimatesFolder(estimates)
+        folder = evaluation.EstimatesFolder(estimates, subset)
         for track in found:  # fail before the slow part, not after an hour of scoring
             folder.paths(track.name)
         estimate = folder

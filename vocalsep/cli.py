@@ -223,8 +223,10 @@ def _train(args: argparse.Namespace) -> int:
     except VocalsepError as error:
         _error(error)
         return 1
+    if not result.main_process:
+        return 0
     print(f"trained {result.step} steps in {result.seconds:.0f} s: {result.last}")
-    if result.best is not None:
+    if result.best is not None and result.best_score is not None:
         print(f"best ({result.best_score:.4g}): {result.best}")
     return 0
 
@@ -309,9 +311,8 @@ def _evaluate(args: argparse.Namespace) -> int:
         given = " and ".join(f"--{flag}" for flag in chosen) or "none"
         _error(f"give exactly one of --model, --baseline or --estimates (got {given})")
         return 2
-    bar = tqdm(
-        desc="evaluate", unit="track", disable=True if args.no_progress else None, leave=False
-    )
+    hide = True if args.no_progress else None  # None: tqdm shows the bar only on a terminal
+    bar = tqdm(desc="evaluate", unit="track", disable=hide, leave=False, delay=0.5)
 
     def progress(done: int, total: int, current: str | None) -> None:
         bar.total = total
@@ -338,10 +339,10 @@ def _evaluate(args: argparse.Namespace) -> int:
             progress=progress,
         )
     except (VocalsepError, ValueError) as error:
+        bar.close()  # before the message, so it does not land on the bar's line
         _error(error)
         return 1
-    finally:
-        bar.close()
+    bar.close()
     print(result.describe())
     print(result.table())
     if args.compare == "published":

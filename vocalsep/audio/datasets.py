@@ -333,8 +333,8 @@ class SynthesizedMixtures:
         )
         self.speech = (
             AudioPool(config.speech, split, sample_rate, cache_dir, progress)
-            if config.speech and config.speech_share > 0
-            else None
+            if config.speech and config.speech_share > 0 and split == "train"
+            else None  # speech is extra training material; validation measures singing only
         )
 
     def _vocal(self, rng: np.random.Generator) -> np.ndarray:
@@ -406,16 +406,6 @@ def _normalised(
 _MUSDB_SOURCES = ("vocals", "drums", "bass", "other")
 
 
-def _require_musdb():
-    try:
-        import musdb
-    except ImportError:
-        raise DatasetError(
-            "MUSDB18 needs the musdb package: pip install 'vocalsep[train]'"
-        ) from None
-    return musdb
-
-
 class MusdbMixtures:
     """Index -> an excerpt of MUSDB18 (cross-track random mixing for training, fixed excerpts
     of the validation tracks otherwise). Sources are decoded once into the cache."""
@@ -434,33 +424,24 @@ class MusdbMixtures:
     ) -> None:
         if not config.root:
             raise DatasetError("data.musdb.root is not set; point it at your MUSDB18 folder")
-        if not Path(config.root).is_dir():
-            raise DatasetError(f"MUSDB18 root {config.root} is not a folder")
-        musdb = _require_musdb()
-        try:
-            database = musdb.DB(
-                root=config.root,
-                subsets="train",
-                split="train" if split == "train" else "valid",
-                is_wav=config.is_wav,
-            )
-        except Exception as error:  # musdb raises bare errors for layouts it does not expect
-            raise DatasetError(f"cannot open MUSDB18 at {config.root} ({error})") from None
-        if not database.tracks:
-            raise DatasetError(f"no MUSDB18 {split} tracks under {config.root}")
+        from .tracks import musdb_tracks
+
+        tracks = musdb_tracks(
+            config.root, "train", "train" if split == "train" else "valid", config.is_wav
+        )
         self.config = config
         self.split = split
         self.sample_rate = sample_rate
         self.channels = channels
         self.length = max(1, round(segment_seconds * sample_rate))
         self.seed = seed
-        self.names = [track.name for track in database.tracks]
+        self.names = [track.name for track in tracks]
         self.sources: dict[str, list[np.ndarray]] = {name: [] for name in _MUSDB_SOURCES}
-        for track in database.tracks:
+        for track in tracks:
             if progress is not None:
                 progress(track.name)
             for name in _MUSDB_SOURCES:
-                self.sources[name].append(self._decode(track, name, cache_dir))
+                self.sources[name].append(self._decode(track.track, name, cache_dir))
 
     def _decode(self, track, name: str, cache_dir: Path | None) -> np.ndarray:
         target = None

@@ -62,6 +62,7 @@ class TrainResult:
     best_score: float | None
     validations: list[dict[str, float]] = field(default_factory=list)
     seconds: float = 0.0
+    main_process: bool = True  # False in DDP processes other than 0 (they hold no scores)
 
 
 # -- distributed ----------------------------------------------------------------------------
@@ -236,7 +237,9 @@ class Trainer:
         trainer = self.config.trainer
         if trainer.threads:
             torch.set_num_threads(trainer.threads)
+        self._owns_process_group = False
         if self.dist.world > 1 and not torch.distributed.is_initialized():
+            self._owns_process_group = True
             backend = (
                 "nccl"
                 if trainer.device.startswith("cuda")
@@ -476,6 +479,8 @@ class Trainer:
         finally:
             if bar is not None:
                 bar.close()
+            if self._owns_process_group:
+                torch.distributed.destroy_process_group()
         if self.dist.main and state["step"] == 0:
             self._save(LAST, model, optimizer, schedule, state, last_metrics)
         best = self.out_dir / BEST
@@ -486,6 +491,7 @@ class Trainer:
             best_score=state["best"],
             validations=state["validations"],
             seconds=time.perf_counter() - started,
+            main_process=self.dist.main,
         )
 
 

@@ -1,0 +1,186 @@
+"""Training data: synthesized mixtures, augmentations, paired folders, MUSDB18 via musdb."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import soundfile as sf
+from support import synth, write_wav
+
+from vocalsep.audio import augment
+from vocalsep.audio.datasets import (
+    AugmentConfig,
+    DatasetError,
+    SourceSpec,
+    SynthesizedConfig,
+    SynthesizedMixtures,
+    split_files,
+)
+from vocalsep.audio.toy import write_toy_sources
+
+RATE = 8000
+
+
+@pytest.fixture(scope="module")
+def toy(tmp_path_factory):
+    return write_toy_sources(tmp_path_factory.mktemp("toy"), sample_rate=RATE, seconds=6.0)
+
+
+def synthesized(toy, split="train", seed=0, channels=2, cache_dir=None, **changes):
+    config = SynthesizedConfig(
+        vocals=(SourceSpec(str(toy / "vocals"), validation_groups=("singer1",)),),
+        accompaniment=(SourceSpec(str(toy / "accompaniment"), validation_groups=("track1",)),),
+        **changes,
+    )
+    return SynthesizedMixtures(
+        config,
+        split=split,
+        sample_rate=RATE,
+        channels=channels,
+        segment_seconds=1.5,
+        seed=seed,
+        cache_dir=cache_dir,
+    )
+
+
+def test_examples_are_deterministic_and_sum_to_the_mixture(toy, tmp_path):
+    first, again = synthesized(toy), synthesized(toy, cache_dir=tmp_path / "cache")
+    for index in (0, 1, 17, 10**9):
+        a, b = first[index], again[index]
+        assert set(a) == {"mixture", "vocals", "accompaniment"}
+        for key in a:
+            assert a[key].shape == (2, int(1.5 * RATE)) and a[key].dtype == np.float32
+            np.testing.assert_allclose(a[key], b[key], atol=1e-3)  # float16 cache vs RAM
+        np.testing.assert_allclose(a["mixture"], a["vocals"] + a["accompaniment"], atol=1e-6)
+        assert np.abs(a["mixture"]).max() <= 0.95 + 1e-6
+    assert list((tmp_path / "cache").glob("*.npy"))  # decoded once into the cache
+    assert not np.allclose(first[0]["mixture"], first[1]["mixture"])
+    assert not np.allclose(first[0]["mixture"], synthesized(toy, seed=1)[0]["mixture"])
+
+
+def test_silent_vocal_share(toy):
+    dataset = synthesized(toy, silent_vocals=0.5)
+    silent = [np.abs(dataset[i]["vocals"]).max() == 0 for i in range(60)]
+    assert 15 <= sum(silent) <= 45
+    assert all(
+        np.abs(synthesized(toy, silent_vocals=0.0)[i]["vocals"]).max() > 0 for i in range(20)
+    )
+
+
+def test_split_by_group_never_shares_a_recording(toy):
+    spec = SourceSpec(str(toy / "vocals"), validation_groups=("singer1", "singer4"))
+    train, validation = split_files(spec, "train"), split_files(spec, "validation")
+    assert not set(train) & set(validation)
+    assert {path.parent.name for path in validation} == {"singer1", "singer4"}
+    assert len(train) + len(validation) == len(list((toy / "vocals").rglob("*.wav")))
+    with pytest.raises(DatasetError, match="nobody"):
+        split_files(SourceSpec(str(toy / "vocals"), validation_groups=("nobody",)), "train")
+    with pytest.raises(DatasetError, match="not a folder"):
+        split_files(SourceSpec(str(toy / "missing")), "train")
+
+
+def test_validation_set_is_identical_run_to_run(toy):
+    a = synthesized(toy, split="validation", seed=5)
+    b = synthesized(toy, split="validation", seed=5)
+    for index in range(4):
+        np.testing.assert_array_equal(a[index]["mixture"], b[index]["mixture"])
+
+
+def test_level_range_is_respected(toy):
+    dataset = synthesized(
+        toy, vocal_level_db=(-3.0, -3.0), silent_vocals=0.0, augment=AugmentConfig(p_layer=0)
+    )
+    for index in range(10):
+        example = dataset[index]
+        ratio = augment.rms(example["vocals"]) / augment.rms(example["accompaniment"])
+        assert 20 * np.log10(ratio) == pytest.approx(-3.0, abs=0.05)
+
+
+def dominant_frequency(audio: np.ndarray, rate: int) -> float:
+    spectrum = np.abs(np.fft.rfft(audio[0] * np.hanning(audio.shape[-1])))
+    return float(np.fft.rfftfreq(audio.shape[-1], 1 / rate)[spectrum.argmax()])
+
+
+def test_pitch_shift_and_time_stretch():
+    rate = 16000
+    t = np.arange(rate) / rate
+    tone = (0.5 * np.sin(2 * np.pi * 440 * t))[None].astype(np.float32)
+    shifted = augment.pitch_shift(tone, 12.0, rate)
+    assert shifted.shape == tone.shape
+    assert dominant_frequency(shifted, rate) == pytest.approx(880, rel=0.02)
+    down = augment.pitch_shift(tone, -2.0, rate)
+    assert dominant_frequency(down, rate) == pytest.approx(440 * 2 ** (-2 / 12), rel=0.02)
+    slower = augment.time_stretch(tone, 0.8)
+    assert slower.shape == (1, round(rate / 0.8))
+    assert dominant_frequency(slower, rate) == pytest.approx(440, rel=0.02)
+    faster = augment.change_speed(tone, 1.25, rate)
+    assert faster.shape[-1] == round(rate / 1.25)
+
+
+def test_eq_reverb_and_placement_keep_shapes():
+    rng = np.random.default_rng(0)
+    mono = synth(RATE, RATE, 1)
+    assert augment.random_eq(mono, rng, RATE).shape == mono.shape
+    wet = augment.reverb(mono, rng, RATE)
+    assert wet.shape == mono.shape and not np.allclose(wet, mono)
+    stereo = augment.to_channels(mono, 2, rng, max_pan=0.5)
+    assert stereo.shape == (2, RATE)
+    # Constant-power panning: the total power of the two channels is twice the mono power.
+    np.testing.assert_allclose(np.sum(stereo**2), 2 * np.sum(mono**2), rtol=1e-4)
+    assert augment.to_channels(stereo, 1, rng).shape == (1, RATE)
+
+
+def test_paired_folder_excerpts(tmp_path):
+    from vocalsep.audio.datasets import FolderConfig
+    from vocalsep.audio.pairs import PairedExcerpts, full_tracks
+
+    for index in range(3):
+        folder = tmp_path / "dev" / f"track{index}"
+        write_wav(folder / "vocals.wav", synth(RATE, 2 * RATE, 1, seed=index), RATE)
+        write_wav(folder / "accompaniment.wav", synth(RATE, 2 * RATE, 2, seed=9 + index), RATE)
+    config = FolderConfig(root=str(tmp_path / "dev"), validation_tracks=("track2",))
+    common = dict(sample_rate=RATE, channels=2, segment_seconds=0.5, seed=0)
+    train = PairedExcerpts(config, split="train", **common)
+    validation = PairedExcerpts(config, split="validation", **common)
+    assert train.names == ["track0", "track1"] and validation.names == ["track2"]
+    example = train[3]
+    assert example["vocals"].shape == (2, RATE // 2)  # mono vocals copied to both channels
+    np.testing.assert_allclose(example["mixture"], example["vocals"] + example["accompaniment"])
+    whole = full_tracks(tmp_path / "dev", sample_rate=RATE, channels=1, max_seconds=1.0)
+    assert len(whole) == 3 and whole[0]["mixture"].shape == (1, RATE)
+
+
+def write_musdb_wav(root, names, rate=44100, seconds=2.0):
+    """A MUSDB18-HQ-shaped folder (decoded-wav layout) of synthesized stems."""
+    for index, name in enumerate(names):
+        folder = root / "train" / name
+        folder.mkdir(parents=True)
+        stems = {
+            stem: synth(rate, int(seconds * rate), 2, seed=10 * index + k) * 0.5
+            for k, stem in enumerate(["vocals", "drums", "bass", "other"])
+        }
+        for stem, audio in stems.items():
+            sf.write(folder / f"{stem}.wav", audio.T, rate, subtype="PCM_16")
+        sf.write(folder / "mixture.wav", sum(stems.values()).T, rate, subtype="PCM_16")
+    return root
+
+
+# musdb's own validation split names these tracks (musdb/configs/mus.yaml).
+MUSDB_VALID = ["Actions - One Minute Smile"]
+MUSDB_TRAIN = ["A Classic Education - NightOwl", "ANiMAL - Clinic A"]
+
+
+def test_musdb_through_the_musdb_package(tmp_path):
+    pytest.importorskip("musdb")
+    from vocalsep.audio.datasets import MusdbConfig, MusdbMixtures
+
+    root = write_musdb_wav(tmp_path / "musdb", MUSDB_TRAIN + MUSDB_VALID)
+    config = MusdbConfig(root=str(root), is_wav=True)
+    common = dict(sample_rate=22050, channels=2, segment_seconds=0.5, seed=0)
+    train = MusdbMixtures(config, split="train", **common)
+    validation = MusdbMixtures(config, split="validation", **common)
+    assert sorted(train.names) == sorted(MUSDB_TRAIN) and validation.names == MUSDB_VALID
+    example = train[0]
+    assert example["vocals"].shape == (2, 11025)
+    np.testing.assert_allclose(example["mixture"], example["vocals"] + example["accompaniment"])
+    np.testing.assert_array_equal(validation[0]["mixture"], validation[0]["mixture"])

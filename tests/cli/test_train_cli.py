@@ -1,0 +1,117 @@
+"""`vocalsep train` end to end: one-line errors, --dump-examples, Ctrl-C saves and exits 130."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from vocalsep.audio.toy import write_toy_sources
+from vocalsep.cli import main
+from vocalsep.core.checkpoint import load_checkpoint
+
+ROOT = Path(__file__).resolve().parents[2]
+TINY = ROOT / "recipes" / "tiny" / "config.toml"
+
+
+@pytest.fixture(scope="module")
+def toy(tmp_path_factory):
+    return write_toy_sources(tmp_path_factory.mktemp("toy"), seconds=6.0)
+
+
+def data_args(toy: Path) -> list[str]:
+    vocals = f'[{{path="{toy / "vocals"}", validation_groups=["singer1"]}}]'
+    music = f'[{{path="{toy / "accompaniment"}", validation_groups=["track1"]}}]'
+    return [
+        "--set",
+        f"task_config.data.synthesized.vocals={vocals}",
+        "--set",
+        f"task_config.data.synthesized.accompaniment={music}",
+    ]
+
+
+def call(capsys, *args):
+    code = main([str(arg) for arg in args])
+    captured = capsys.readouterr()
+    return code, captured.out, [line for line in captured.err.splitlines() if line.strip()]
+
+
+@pytest.mark.parametrize(
+    "args, phrase",
+    [
+        (["missing.toml"], "does not exist"),
+        ([TINY, "--set", "trainer.steps=0"], "steps"),
+        ([TINY, "--set", "nonsense"], "KEY=VALUE"),
+        ([TINY, "--set", "task_config.data.synthesized.vocals=[{path='/nowhere'}]"], "/nowhere"),
+        ([TINY, "--set", "task_config.preset='nope'"], "unknown preset"),
+    ],
+)
+def test_bad_configs_give_one_line(tmp_path, capsys, args, phrase):
+    code, _, err = call(capsys, "train", *args, "--out", tmp_path / "run", "--no-progress")
+    assert code == 1 and len(err) == 1 and phrase in err[0], err
+    assert not (tmp_path / "run" / "last.ckpt").exists()
+
+
+def test_dump_examples(toy, tmp_path, capsys):
+    code, out, err = call(
+        capsys,
+        "train",
+        TINY,
+        *data_args(toy),
+        "--dump-examples",
+        tmp_path / "ex",
+        "--dump-count",
+        3,
+    )
+    assert code == 0, err
+    assert len(out.split()) == 9
+    assert sorted(p.name for p in (tmp_path / "ex").iterdir()) == ["0000", "0001", "0002"]
+
+
+def test_train_then_separate(toy, tmp_path, capsys):
+    run = tmp_path / "run"
+    args = [TINY, *data_args(toy), "--set", "trainer.steps=4", "--out", run, "--no-progress"]
+    code, out, err = call(capsys, "train", *args)
+    assert code == 0, err
+    assert "trained 4 steps" in out and (run / "best.ckpt").exists()
+    code, _, err = call(capsys, "train", *args)  # again without --resume: refused
+    assert code == 1 and "--resume" in err[0]
+    song = tmp_path / "song.wav"
+    import numpy as np
+    import soundfile as sf
+
+    sf.write(song, np.random.default_rng(0).uniform(-0.3, 0.3, 16000), 8000)
+    code, _, err = call(capsys, "separate", song, "--model", run / "best.ckpt", "-o", tmp_path)
+    assert code == 0, err
+
+
+def test_ctrl_c_saves_last_and_exits_130(toy, tmp_path):
+    run = tmp_path / "run"
+    command = [sys.executable, "-m", "vocalsep", "train", str(TINY), *data_args(toy)]
+    command += ["--set", "trainer.steps=100000", "--set", "trainer.log_every=1"]
+    command += ["--out", str(run), "--no-progress"]
+    process = subprocess.Popen(
+        command,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
+    log = run / "log.jsonl"
+    deadline = time.time() + 120
+    while time.time() < deadline and (not log.exists() or len(log.read_text().splitlines()) < 3):
+        time.sleep(0.2)
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 130, stderr
+    lines = stderr.strip().splitlines()
+    assert len(lines) == 1 and "interrupted at step" in lines[0] and "--resume" in lines[0]
+    state = load_checkpoint(run / "last.ckpt").training_state
+    logged = [json.loads(line)["step"] for line in log.read_text().splitlines()]
+    assert state["step"] >= max(logged) >= 3
