@@ -125,3 +125,23 @@ def make_musdb_hq(root, names=("Artist - One", "Artist - Two"), seconds=1.0):
         for stem, value in stems.items():
             write_wav(root / "test" / name / f"{stem}.wav", value, rate, "PCM_16")
     return root
+
+
+def write_musdb_wav(root, names, rate=44100, seconds=2.0):
+    """A MUSDB18-HQ-shaped folder (decoded-wav layout) of synthesized stems."""
+    for index, name in enumerate(names):
+        folder = root / "train" / name
+        folder.mkdir(parents=True)
+        stems = {
+            stem: synth(rate, int(seconds * rate), 2, seed=10 * index + k) * 0.5
+            for k, stem in enumerate(["vocals", "drums", "bass", "other"])
+        }
+        for stem, audio in stems.items():
+            sf.write(folder / f"{stem}.wav", audio.T, rate, subtype="PCM_16")
+        sf.write(folder / "mixture.wav", sum(stems.values()).T, rate, subtype="PCM_16")
+    return root
+
+
+# musdb's own validation split names this track (musdb/configs/mus.yaml); the others train.
+MUSDB_VALID = ["Actions - One Minute Smile"]
+MUSDB_TRAIN = ["A Classic Education - NightOwl", "ANiMAL - Clinic A"]

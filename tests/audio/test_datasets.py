@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import soundfile as sf
-from support import synth, write_wav
+from support import MUSDB_TRAIN, MUSDB_VALID, synth, write_musdb_wav, write_wav
 
 from vocalsep.audio import augment
 from vocalsep.audio.datasets import (
@@ -148,26 +147,6 @@ def test_paired_folder_excerpts(tmp_path):
     np.testing.assert_allclose(example["mixture"], example["vocals"] + example["accompaniment"])
     whole = full_tracks(tmp_path / "dev", sample_rate=RATE, channels=1, max_seconds=1.0)
     assert len(whole) == 3 and whole[0]["mixture"].shape == (1, RATE)
-
-
-def write_musdb_wav(root, names, rate=44100, seconds=2.0):
-    """A MUSDB18-HQ-shaped folder (decoded-wav layout) of synthesized stems."""
-    for index, name in enumerate(names):
-        folder = root / "train" / name
-        folder.mkdir(parents=True)
-        stems = {
-            stem: synth(rate, int(seconds * rate), 2, seed=10 * index + k) * 0.5
-            for k, stem in enumerate(["vocals", "drums", "bass", "other"])
-        }
-        for stem, audio in stems.items():
-            sf.write(folder / f"{stem}.wav", audio.T, rate, subtype="PCM_16")
-        sf.write(folder / "mixture.wav", sum(stems.values()).T, rate, subtype="PCM_16")
-    return root
-
-
-# musdb's own validation split names these tracks (musdb/configs/mus.yaml).
-MUSDB_VALID = ["Actions - One Minute Smile"]
-MUSDB_TRAIN = ["A Classic Education - NightOwl", "ANiMAL - Clinic A"]
 
 
 def test_musdb_through_the_musdb_package(tmp_path):

@@ -190,3 +190,27 @@ def test_dump_examples(tiny_config, tmp_path):
     accompaniment, _ = sf.read(tmp_path / "examples" / "0000" / "accompaniment.wav")
     assert rate == 8000 and mixture.shape == (8000,)
     assert abs(mixture - vocals - accompaniment).max() < 1e-6
+
+
+def test_trains_from_a_musdb18_shaped_folder(tmp_path):
+    """A decoded-wav MUSDB18 layout of synthesized stems, read through the musdb package."""
+    pytest.importorskip("musdb")
+    from support import MUSDB_TRAIN, MUSDB_VALID, write_musdb_wav
+
+    root = write_musdb_wav(tmp_path / "musdb", MUSDB_TRAIN + MUSDB_VALID, rate=16000)
+    config = load_run_config(
+        TINY,
+        [
+            "task_config.data.kind='musdb'",
+            f"task_config.data.musdb.root='{root}'",
+            "task_config.data.musdb.is_wav=true",
+            "task_config.data.channels=2",
+            "task_config.data.validation_examples=2",
+            "task_config.data.segment_seconds=0.5",
+            "trainer.steps=3",
+            "trainer.batch_size=2",
+        ],
+    )
+    result = api.train(config, tmp_path / "run", progress=False)
+    assert result.step == 3 and result.best is not None
+    assert "sdr_vocals" in result.validations[-1]
