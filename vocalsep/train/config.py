@@ -14,11 +14,15 @@ Overrides use dotted keys and TOML values: `--set trainer.steps=500`,
 from __future__ import annotations
 
 import copy
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import tomllib
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - Python 3.10
+    import tomli as tomllib
 
 from ..core.config import Config
 from ..core.errors import ConfigError
