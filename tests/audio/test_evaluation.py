@@ -304,8 +304,8 @@ def test_api_options(dataset, tiny_checkpoint):
         api.evaluate(dataset, baseline="irm", names=["nope"])
     result = api.evaluate(dataset, model=tiny_checkpoint, names=["track1"], device="cpu")
     assert [t.name for t in result.tracks] == ["track1"] and "1 of 3 tracks" in result.dataset
-    result = api.evaluate(dataset, baseline="mixture", targets=["vocals"], max_tracks=2)
-    assert list(result.summary) == ["vocals"] and len(result.tracks) == 2
+    result = api.evaluate(dataset, baseline="mixture", targets=["vocals"], max_tracks=1)
+    assert list(result.summary) == ["vocals"] and [t.name for t in result.tracks] == ["track0"]
 
 
 def test_missing_museval_is_one_line(dataset, monkeypatch):

@@ -151,7 +151,8 @@ def bss_eval(
 
 @dataclass(frozen=True, eq=False)
 class TrackResult:
-    """The scores of one track: per-window values as museval stores them, and its JSON."""
+    """The scores of one track: per-window values as `museval.evaluate` returns them, and
+    museval's JSON of the kept targets."""
 
     name: str
     sample_rate: int
@@ -215,7 +216,7 @@ class EvaluationResult:
     """Scores of every track and the median over tracks of the per-track medians."""
 
     method: str  # e.g. "model model.ckpt", "baseline irm", "estimates DIR"
-    dataset: str  # e.g. "folder ../data/dev", "musdb18 test"
+    dataset: str  # e.g. "folder ../data/dev", "MUSDB18 test (ROOT)"
     targets: tuple[str, ...]
     tracks: tuple[TrackResult, ...]
     comparable_to_musdb_test: bool = False  # all 50 MUSDB18 test tracks were scored
