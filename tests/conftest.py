@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
+
+# One BLAS thread: museval's numpy solves otherwise slow down 4-7x when another process holds
+# the cores (a shared CI machine); results do not change.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import pytest
 from support import make_model
