@@ -338,6 +338,7 @@ def evaluate(
     csv: str | os.PathLike | None = None,
     overwrite: bool = False,
     device: str = "auto",
+    wiener: int = 0,
     progress: Callable[[int, int, str | None], None] | None = None,
 ):
     """BSSEval v4 scores (museval; SDR, SIR, SAR, ISR on 1 s windows, median over windows then
@@ -399,7 +400,11 @@ def evaluate(
     )
 
     if model is not None:
-        separator = model if isinstance(model, Separator) else load_separator(model, device=device)
+        separator = (
+            model
+            if isinstance(model, Separator)
+            else load_separator(model, device=device, wiener_iterations=wiener)
+        )
         estimate = evaluation.separator_estimator(separator)
         method = f"model {model if not isinstance(model, Separator) else 'Separator'}"
     elif baseline == "irm":

@@ -71,6 +71,13 @@ def build_parser() -> argparse.ArgumentParser:
         default=30.0,
         help="audio processed at once; bounds memory (default: 30)",
     )
+    separate.add_argument(
+        "--wiener",
+        type=int,
+        default=0,
+        metavar="N",
+        help="multichannel Wiener post-filter iterations (default: 0, off; 1 is typical)",
+    )
     separate.add_argument("--no-progress", action="store_true", help="hide progress bars")
     separate.set_defaults(func=_separate)
 
@@ -122,7 +129,10 @@ def _separate(args: argparse.Namespace) -> int:
         return 2
     try:
         separator = api.load_separator(
-            args.model, device=args.device, chunk_seconds=args.chunk_seconds
+            args.model,
+            device=args.device,
+            chunk_seconds=args.chunk_seconds,
+            wiener_iterations=args.wiener,
         )
     except (VocalsepError, ValueError) as error:
         _error(error)
@@ -296,6 +306,13 @@ def _add_evaluate_parser(commands) -> None:
         help="score only tracks whose name contains TEXT (repeatable)",
     )
     evaluate.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
+    evaluate.add_argument(
+        "--wiener",
+        type=int,
+        default=0,
+        metavar="N",
+        help="multichannel Wiener post-filter iterations for --model (default: 0, off)",
+    )
     evaluate.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     evaluate.set_defaults(func=_evaluate)
 
@@ -336,6 +353,7 @@ def _evaluate(args: argparse.Namespace) -> int:
             csv=args.csv,
             overwrite=args.overwrite,
             device=args.device,
+            wiener=args.wiener,
             progress=progress,
         )
     except (VocalsepError, ValueError) as error:

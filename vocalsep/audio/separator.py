@@ -26,6 +26,7 @@ from ..pretrained import resolve
 from .errors import InvalidAudioError
 from .io import check_audio, resample
 from .models import TASK, SpectrogramMaskModel, load_model
+from .postfilter import wiener
 from .stft import STFT
 
 ProgressFn = Callable[[int, "int | None"], None]
@@ -77,11 +78,15 @@ class Separator:
         chunk_seconds: float = 30.0,
         overlap_seconds: float | None = None,
         residual_accompaniment: bool = True,
+        wiener_iterations: int = 0,
     ) -> None:
         if overlap_seconds is None:
             overlap_seconds = min(1.0, chunk_seconds / 4)
         if chunk_seconds <= 0 or not 0 <= overlap_seconds < chunk_seconds:
             raise ValueError("need chunk_seconds > 0 and 0 <= overlap_seconds < chunk_seconds")
+        if wiener_iterations < 0:
+            raise ValueError("wiener_iterations must be >= 0")
+        self.wiener_iterations = int(wiener_iterations)
         self.device = select_device(device)
         self.model = model.to(self.device).eval()
         self.config = model.config
@@ -212,7 +217,15 @@ class Separator:
             analysis = self._model_stft(torch.from_numpy(resampled).to(self.device))
         band_mask = self._band_mask(analysis.abs()[None])[0]
         mask = self._full_mask(band_mask, sample_rate, stft, spectrum.shape[-1])
-        return stft.inverse(mask * spectrum[None], length).cpu()
+        estimates = mask * spectrum[None]
+        if self.wiener_iterations:
+            # The post-filter needs every source: add the residual as one more.
+            residual = (1 - mask.sum(dim=0, keepdim=True)).clamp_min(0) * spectrum[None]
+            if ACCOMPANIMENT in self.config.targets:
+                residual = residual[:0]
+            sources = torch.cat([estimates, residual])
+            estimates = wiener(sources, spectrum, self.wiener_iterations)[: len(mask)]
+        return stft.inverse(estimates, length).cpu()
 
     def _chunk_plan(self, sample_rate: int) -> TilePlan:
         """Time-domain chunking at `sample_rate`: the context covers the STFT window, the frame
