@@ -13,7 +13,7 @@ from conftest import TINY, tiny_overrides
 
 from vocalsep import api
 from vocalsep.core.checkpoint import load_checkpoint
-from vocalsep.core.errors import ConfigError
+from vocalsep.core.errors import CheckpointError, ConfigError
 from vocalsep.train import TrainingError, TrainingInterrupted, load_run_config
 from vocalsep.train.config import OptimizerConfig, apply_overrides, parse_override
 from vocalsep.train.trainer import LRSchedule
@@ -214,3 +214,22 @@ def test_trains_from_a_musdb18_shaped_folder(tmp_path):
     result = api.train(config, tmp_path / "run", progress=False)
     assert result.step == 3 and result.best is not None
     assert "sdr_vocals" in result.validations[-1]
+
+
+def test_init_from_starts_with_the_given_weights(tiny_config, tmp_path):
+    first = api.train(tiny_config("trainer.steps=2", "trainer.validate_every=0"), tmp_path / "a")
+    config = tiny_config(
+        "trainer.steps=1",
+        "trainer.validate_every=0",
+        f"trainer.init_from='{first.last}'",
+        "optimizer.lr=1e-12",  # one negligible step: the weights stay those of `first`
+    )
+    second = api.train(config, tmp_path / "b", progress=False)
+    a, b = final_weights(first.last), final_weights(second.last)
+    for name in a:
+        if "running" not in name and "num_batches" not in name:  # BatchNorm stats do move
+            torch.testing.assert_close(a[name], b[name], atol=1e-6, rtol=0)
+    with pytest.raises(CheckpointError):
+        api.train(
+            tiny_config("trainer.init_from='/nonexistent.ckpt'"), tmp_path / "c", progress=False
+        )

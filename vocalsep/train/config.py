@@ -78,6 +78,8 @@ class TrainerConfig(Config):
     device:              auto | cpu | cuda | cuda:N | mps (under torchrun: cuda:LOCAL_RANK).
     amp:                 mixed precision on CUDA (bfloat16 where supported, else float16).
     threads:             torch intra-op threads on the CPU (0 = torch's default).
+    init_from:           start a fresh run from the weights of this checkpoint (fine-tuning;
+                         the optimizer and schedule start anew). Ignored by --resume.
     """
 
     steps: int = 1000
@@ -93,6 +95,7 @@ class TrainerConfig(Config):
     device: str = "auto"
     amp: bool = True
     threads: int = 0
+    init_from: str = ""
 
     def __post_init__(self) -> None:
         if self.steps < 1 or self.batch_size < 1 or self.num_workers < 0:

@@ -265,6 +265,8 @@ class Trainer:
         state = {"step": 0, "best": None, "validations": []}
         if resume:
             state = self._restore(last, model, optimizer, schedule)
+        elif trainer.init_from:
+            load_weights(model, load_checkpoint(trainer.init_from), trainer.init_from)
         return device, model, optimizer, schedule, state
 
     def _restore(self, path, model, optimizer, schedule) -> dict[str, Any]:
