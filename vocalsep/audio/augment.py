@@ -51,7 +51,7 @@ def pitch_shift(audio: np.ndarray, semitones: float, sample_rate: int) -> np.nda
     stretched = time_stretch(audio, 1.0 / ratio)  # longer by `ratio` ...
     source_rate = max(1, round(sample_rate * ratio))  # ... then played `ratio` times faster
     shifted = resample(stretched, source_rate, sample_rate)
-    return _fit(shifted, audio.shape[-1])
+    return fit_length(shifted, audio.shape[-1])
 
 
 def change_speed(audio: np.ndarray, factor: float, sample_rate: int) -> np.ndarray:
@@ -140,7 +140,9 @@ def rms(audio: np.ndarray) -> float:
     return float(np.sqrt(np.mean(np.square(audio, dtype=np.float64)) + 1e-12))
 
 
-def _fit(audio: np.ndarray, length: int) -> np.ndarray:
+def fit_length(audio: np.ndarray, length: int) -> np.ndarray:
+    """Cut `(channels, n)` to `length` samples or zero-pad it at the end (float32)."""
+    audio = np.asarray(audio, dtype=np.float32)
     if audio.shape[-1] >= length:
         return audio[..., :length]
     return np.pad(audio, ((0, 0), (0, length - audio.shape[-1])))

@@ -121,29 +121,37 @@ def _cache_key(path: Path, sample_rate: int) -> str:
     return hashlib.sha1(text.encode()).hexdigest()
 
 
+def cached_array(cache_dir: Path | None, key: str, compute: Callable[[], np.ndarray]) -> np.ndarray:
+    """`compute()`, or its copy memory-mapped from `cache_dir/<sha1(key)>.npy`, which is written
+    once (atomically: temp file, then rename) when `cache_dir` is given."""
+    if cache_dir is None:
+        return compute()
+    target = cache_dir / f"{hashlib.sha1(key.encode()).hexdigest()}.npy"
+    if not target.exists():
+        array = compute()
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        handle, temp = tempfile.mkstemp(dir=cache_dir, suffix=".partial")
+        try:
+            with os.fdopen(handle, "wb") as file:
+                np.save(file, array)
+            os.replace(temp, target)
+        except BaseException:
+            Path(temp).unlink(missing_ok=True)
+            raise
+    return np.load(target, mmap_mode="r")
+
+
 def decode_cached(path: Path, sample_rate: int, cache_dir: Path | None) -> np.ndarray:
     """`path` decoded at `sample_rate` as float16 `(channels <= 2, samples)`; memory-mapped
-    from `cache_dir` (written once, atomically) when given."""
-    target = None
-    if cache_dir is not None:
-        target = cache_dir / f"{_cache_key(path, sample_rate)}.npy"
-        if target.exists():
-            return np.load(target, mmap_mode="r")
-    audio, rate = load_audio(path)
-    audio = np.nan_to_num(audio[:2])
-    audio = resample(audio, rate, sample_rate).astype(np.float16)
-    if target is None:
-        return audio
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    handle, temp = tempfile.mkstemp(dir=cache_dir, suffix=".partial")
-    try:
-        with os.fdopen(handle, "wb") as file:
-            np.save(file, audio)
-        os.replace(temp, target)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
-    return np.load(target, mmap_mode="r")
+    from `cache_dir` when given (the key covers the file's size and modification time)."""
+
+    def decode() -> np.ndarray:
+        audio, rate = load_audio(path)
+        return resample(np.nan_to_num(audio[:2]), rate, sample_rate).astype(np.float16)
+
+    stat = path.stat()
+    key = f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}|{sample_rate}|v1"
+    return cached_array(cache_dir, key, decode)
 
 
 class AudioPool:
@@ -444,22 +452,12 @@ class MusdbMixtures:
                 self.sources[name].append(self._decode(track.track, name, cache_dir))
 
     def _decode(self, track, name: str, cache_dir: Path | None) -> np.ndarray:
-        target = None
-        if cache_dir is not None:
-            key = hashlib.sha1(f"{track.path}|{name}|{self.sample_rate}|musdb-v1".encode())
-            target = cache_dir / f"{key.hexdigest()}.npy"
-            if target.exists():
-                return np.load(target, mmap_mode="r")
-        audio = np.asarray(track.targets[name].audio, dtype=np.float32).T  # (channels, samples)
-        audio = resample(audio, int(track.rate), self.sample_rate).astype(np.float16)
-        if target is None:
-            return audio
-        cache_dir.mkdir(parents=True, exist_ok=True)
-        handle, temp = tempfile.mkstemp(dir=cache_dir, suffix=".partial")
-        with os.fdopen(handle, "wb") as file:
-            np.save(file, audio)
-        os.replace(temp, target)
-        return np.load(target, mmap_mode="r")
+        def decode() -> np.ndarray:
+            audio = np.asarray(track.targets[name].audio, dtype=np.float32).T  # (channels, n)
+            return resample(audio, int(track.rate), self.sample_rate).astype(np.float16)
+
+        key = f"{track.path}|{name}|{self.sample_rate}|musdb-v1"
+        return cached_array(cache_dir, key, decode)
 
     def __getitem__(self, index: int) -> Example:
         rng = _salted_rng(self.seed, f"musdb-{self.split}", int(index))
@@ -476,7 +474,9 @@ class MusdbMixtures:
             audio = self.sources[name][track]
             if start is None:
                 start = int(rng.integers(0, max(1, audio.shape[-1] - self.length + 1)))
-            piece = _fit(np.asarray(audio[:, start : start + self.length], np.float32), self.length)
+            piece = augment.fit_length(
+                np.asarray(audio[:, start : start + self.length]), self.length
+            )
             if piece.shape[0] != self.channels:
                 piece = augment.to_channels(piece, self.channels, rng, 0.0)
             if training:
@@ -487,9 +487,3 @@ class MusdbMixtures:
         accompaniment = stems["drums"] + stems["bass"] + stems["other"]
         vocals = stems["vocals"]
         return {"mixture": vocals + accompaniment, "vocals": vocals, "accompaniment": accompaniment}
-
-
-def _fit(audio: np.ndarray, length: int) -> np.ndarray:
-    if audio.shape[-1] >= length:
-        return audio[..., :length]
-    return np.pad(audio, ((0, 0), (0, length - audio.shape[-1])))

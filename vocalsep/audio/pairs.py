@@ -9,22 +9,15 @@ from pathlib import Path
 
 import numpy as np
 
-from .datasets import DatasetError, Example, FolderConfig, _fit, _salted_rng
-from .tracks import find_folder_tracks, load_track
-
-
-def _channels(audio: np.ndarray, channels: int) -> np.ndarray:
-    """Mono is copied to every channel; more channels than needed are averaged down."""
-    if audio.shape[0] == channels:
-        return audio
-    if channels == 1:
-        return audio.mean(axis=0, keepdims=True)
-    return np.resize(audio.mean(axis=0, keepdims=True), (channels, audio.shape[-1]))
+from .augment import fit_length
+from .datasets import DatasetError, Example, FolderConfig, _salted_rng
+from .tracks import conform, find_folder_tracks, load_track
 
 
 def _example(stems: dict[str, np.ndarray], channels: int) -> Example:
-    vocals = _channels(stems["vocals"], channels).astype(np.float32)
-    accompaniment = _channels(stems["accompaniment"], channels).astype(np.float32)
+    """Mono is copied to every channel; stereo is averaged to mono when one channel is asked."""
+    vocals = conform(stems["vocals"], channels, None, 1, "vocals")
+    accompaniment = conform(stems["accompaniment"], channels, None, 1, "accompaniment")
     # Training needs mixture == vocals + accompaniment exactly (the residual stem relies on it).
     return {"mixture": vocals + accompaniment, "vocals": vocals, "accompaniment": accompaniment}
 
@@ -93,7 +86,7 @@ class PairedExcerpts:
         total = track["vocals"].shape[-1]
         start = int(rng.integers(0, max(1, total - self.length + 1)))
         stems = {
-            key: _fit(track[key][:, start : start + self.length].astype(np.float32), self.length)
+            key: fit_length(track[key][:, start : start + self.length], self.length)
             for key in ("vocals", "accompaniment")
         }
         if self.split == "train":
