@@ -28,7 +28,10 @@ def test_separator_from_a_checkpoint_path(tiny_checkpoint):
     assert same.shape == (1, 1, 129, 3) and 0 <= same.min() and same.max() <= 1
 
 
-def test_no_default_model_and_unknown_names(tmp_path):
+def test_no_default_model_and_unknown_names(tmp_path, monkeypatch):
+    from vocalsep import pretrained
+
+    monkeypatch.setattr(pretrained, "DEFAULT_MODELS", {})
     with pytest.raises(ModelNotFoundError, match="no default"):
         vocalsep.Separator.from_pretrained()
     with pytest.raises(ModelNotFoundError, match="neither a shipped model"):

@@ -68,12 +68,27 @@ def test_separate_end_to_end_subprocess(tmp_path, song, tiny_checkpoint):
     assert digest(song) == before
 
 
-def test_no_default_model_is_one_line(tmp_path, song):
-    result = run_cli("separate", song, "-o", tmp_path / "out")
-    assert result.returncode == 1
-    assert result.stderr.strip().count("\n") == 0
-    assert "no default" in result.stderr and "--model" in result.stderr
+def test_no_default_model_is_one_line(tmp_path, song, capsys, monkeypatch):
+    from vocalsep import pretrained
+
+    monkeypatch.setattr(pretrained, "DEFAULT_MODELS", {})  # as before a model shipped
+    code, _, err = call(capsys, "separate", song, "-o", tmp_path / "out")
+    assert code == 1 and len(err) == 1
+    assert "no default" in err[0] and "--model" in err[0]
     assert not (tmp_path / "out").exists()
+
+
+def test_default_model_separates_out_of_the_box(tmp_path, song):
+    """No --model: the shipped default model, in a fresh process, as a new user runs it."""
+    before = digest(song)
+    result = run_cli("separate", song, "-o", tmp_path / "out", "--no-progress")
+    assert result.returncode == 0, result.stderr
+    mixture, rate = sf.read(song, always_2d=True)
+    vocals, out_rate = sf.read(tmp_path / "out" / "song" / "vocals.wav", always_2d=True)
+    accompaniment, _ = sf.read(tmp_path / "out" / "song" / "accompaniment.wav", always_2d=True)
+    assert out_rate == rate and vocals.shape == mixture.shape
+    assert np.abs(vocals + accompaniment - mixture).max() < 1e-3  # 16-bit files
+    assert digest(song) == before
 
 
 def test_formats_stems_and_filename(tmp_path, song, tiny_checkpoint, capsys):

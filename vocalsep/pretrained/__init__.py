@@ -23,9 +23,18 @@ class PretrainedModel:
     card: str = ""  # markdown model card inside this package
 
 
-# Filled as trained models are shipped; see the model cards next to the weights.
-MODELS: dict[str, PretrainedModel] = {}
-DEFAULT_MODELS: dict[str, str] = {}  # task -> name of its default model
+# The shipped models; each card (markdown next to the weights) says how it was trained.
+MODELS: dict[str, PretrainedModel] = {
+    "vocalsep-small": PretrainedModel(
+        name="vocalsep-small",
+        filename="vocalsep-small.ckpt",
+        task="audio-separation",
+        summary="vocals/accompaniment, stereo spectrogram U-Net (2.5 M), 16 kHz net, full-band "
+        "output; dev SDR 8.7/10.8 dB; research / non-commercial use",
+        card="vocalsep-small.md",
+    ),
+}
+DEFAULT_MODELS: dict[str, str] = {"audio-separation": "vocalsep-small"}  # task -> default
 
 
 def _package_file(filename: str) -> Path:
