@@ -11,7 +11,7 @@ import soundfile as sf
 import torch
 from support import digest, synth, write_wav
 
-from vocalsep import __version__
+from vocalsep import __version__, pretrained
 from vocalsep.cli import main
 
 RATE = 22050
@@ -49,7 +49,11 @@ def test_version_and_models():
     result = run_cli("--version")
     assert result.returncode == 0 and result.stdout.strip() == f"vocalsep {__version__}"
     result = run_cli("models")
-    assert result.returncode == 0 and "no models are shipped" in result.stdout
+    lines = result.stdout.strip().splitlines()
+    assert result.returncode == 0 and len(lines) == len(pretrained.MODELS)
+    assert any(line.startswith("vocalsep-small (default)") for line in lines)
+    result = run_cli("models", "--verbose")
+    assert result.returncode == 0 and "## Training data" in result.stdout
 
 
 def test_separate_end_to_end_subprocess(tmp_path, song, tiny_checkpoint):
