@@ -531,7 +531,8 @@ def format_comparison(result: EvaluationResult) -> str:
             (published.method, published.vocals_sdr, published.accompaniment_sdr, f"[{index}]")
         )
         notes.append(
-            f"[{index}] {published.source}. Trained on {published.training_data}."
+            f"[{index}] {published.source}."
+            + (f" Trained on {published.training_data}." if published.training_data else "")
             + (f" {published.note}." if published.note else "")
         )
     width = max(len(row[0]) for row in rows)
