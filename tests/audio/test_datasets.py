@@ -10,6 +10,7 @@ from vocalsep.audio import augment
 from vocalsep.audio.datasets import (
     AugmentConfig,
     DatasetError,
+    ExcerptSpec,
     SourceSpec,
     SynthesizedConfig,
     SynthesizedMixtures,
@@ -31,15 +32,8 @@ def synthesized(toy, split="train", seed=0, channels=2, cache_dir=None, **change
         accompaniment=(SourceSpec(str(toy / "accompaniment"), validation_groups=("track1",)),),
         **changes,
     )
-    return SynthesizedMixtures(
-        config,
-        split=split,
-        sample_rate=RATE,
-        channels=channels,
-        segment_seconds=1.5,
-        seed=seed,
-        cache_dir=cache_dir,
-    )
+    spec = ExcerptSpec(split, RATE, channels, segment_seconds=1.5, seed=seed, cache_dir=cache_dir)
+    return SynthesizedMixtures(config, spec)
 
 
 def test_examples_are_deterministic_and_sum_to_the_mixture(toy, tmp_path):
@@ -138,9 +132,8 @@ def test_paired_folder_excerpts(tmp_path):
         write_wav(folder / "vocals.wav", synth(RATE, 2 * RATE, 1, seed=index), RATE)
         write_wav(folder / "accompaniment.wav", synth(RATE, 2 * RATE, 2, seed=9 + index), RATE)
     config = FolderConfig(root=str(tmp_path / "dev"), validation_tracks=("track2",))
-    common = dict(sample_rate=RATE, channels=2, segment_seconds=0.5, seed=0)
-    train = PairedExcerpts(config, split="train", **common)
-    validation = PairedExcerpts(config, split="validation", **common)
+    train = PairedExcerpts(config, ExcerptSpec("train", RATE, 2, 0.5, seed=0))
+    validation = PairedExcerpts(config, ExcerptSpec("validation", RATE, 2, 0.5, seed=0))
     assert train.names == ["track0", "track1"] and validation.names == ["track2"]
     example = train[3]
     assert example["vocals"].shape == (2, RATE // 2)  # mono vocals copied to both channels
@@ -155,9 +148,8 @@ def test_musdb_through_the_musdb_package(tmp_path):
 
     root = write_musdb_wav(tmp_path / "musdb", MUSDB_TRAIN + MUSDB_VALID)
     config = MusdbConfig(root=str(root), is_wav=True)
-    common = dict(sample_rate=22050, channels=2, segment_seconds=0.5, seed=0)
-    train = MusdbMixtures(config, split="train", **common)
-    validation = MusdbMixtures(config, split="validation", **common)
+    train = MusdbMixtures(config, ExcerptSpec("train", 22050, 2, 0.5, seed=0))
+    validation = MusdbMixtures(config, ExcerptSpec("validation", 22050, 2, 0.5, seed=0))
     assert sorted(train.names) == sorted(MUSDB_TRAIN) and validation.names == MUSDB_VALID
     example = train[0]
     assert example["vocals"].shape == (2, 11025)

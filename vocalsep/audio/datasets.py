@@ -314,27 +314,45 @@ def _salted_rng(seed: int, salt: str, index: int) -> np.random.Generator:
     return np.random.default_rng([seed, zlib.crc32(salt.encode()), index])
 
 
-class SynthesizedMixtures:
+@dataclass(frozen=True)
+class ExcerptSpec:
+    """What every example source is asked for: the split ("train" or "validation"), the rate,
+    channel count and length of the excerpts, the seed, where decoded audio is cached (None:
+    in RAM) and a callback told each file as it is decoded."""
+
+    split: str
+    sample_rate: int
+    channels: int
+    segment_seconds: float
+    seed: int
+    cache_dir: Path | None = None
+    progress: Callable[[str], None] | None = None
+
+    @property
+    def length(self) -> int:
+        return max(1, round(self.segment_seconds * self.sample_rate))
+
+
+class ExampleSource:
+    """Base of the index -> example datasets: keeps the spec's fields at hand."""
+
+    def __init__(self, spec: ExcerptSpec) -> None:
+        self.spec = spec
+        self.split = spec.split
+        self.sample_rate = spec.sample_rate
+        self.channels = spec.channels
+        self.length = spec.length
+        self.seed = spec.seed
+
+
+class SynthesizedMixtures(ExampleSource):
     """Index -> a random mixture of an (augmented) vocal excerpt and accompaniment."""
 
-    def __init__(
-        self,
-        config: SynthesizedConfig,
-        *,
-        split: str,
-        sample_rate: int,
-        channels: int,
-        segment_seconds: float,
-        seed: int,
-        cache_dir: Path | None = None,
-        progress: Callable[[str], None] | None = None,
-    ) -> None:
+    def __init__(self, config: SynthesizedConfig, spec: ExcerptSpec) -> None:
+        super().__init__(spec)
         self.config = config
-        self.split = split
-        self.sample_rate = sample_rate
-        self.channels = channels
-        self.length = max(1, round(segment_seconds * sample_rate))
-        self.seed = seed
+        split, sample_rate = spec.split, spec.sample_rate
+        cache_dir, progress = spec.cache_dir, spec.progress
         self.vocals = AudioPool(config.vocals, split, sample_rate, cache_dir, progress)
         self.accompaniment = AudioPool(
             config.accompaniment, split, sample_rate, cache_dir, progress
@@ -414,42 +432,27 @@ def _normalised(
 _MUSDB_SOURCES = ("vocals", "drums", "bass", "other")
 
 
-class MusdbMixtures:
+class MusdbMixtures(ExampleSource):
     """Index -> an excerpt of MUSDB18 (cross-track random mixing for training, fixed excerpts
     of the validation tracks otherwise). Sources are decoded once into the cache."""
 
-    def __init__(
-        self,
-        config: MusdbConfig,
-        *,
-        split: str,
-        sample_rate: int,
-        channels: int,
-        segment_seconds: float,
-        seed: int,
-        cache_dir: Path | None = None,
-        progress: Callable[[str], None] | None = None,
-    ) -> None:
+    def __init__(self, config: MusdbConfig, spec: ExcerptSpec) -> None:
+        super().__init__(spec)
         if not config.root:
             raise DatasetError("data.musdb.root is not set; point it at your MUSDB18 folder")
         from .tracks import musdb_tracks
 
         tracks = musdb_tracks(
-            config.root, "train", "train" if split == "train" else "valid", config.is_wav
+            config.root, "train", "train" if spec.split == "train" else "valid", config.is_wav
         )
         self.config = config
-        self.split = split
-        self.sample_rate = sample_rate
-        self.channels = channels
-        self.length = max(1, round(segment_seconds * sample_rate))
-        self.seed = seed
         self.names = [track.name for track in tracks]
         self.sources: dict[str, list[np.ndarray]] = {name: [] for name in _MUSDB_SOURCES}
         for track in tracks:
-            if progress is not None:
-                progress(track.name)
+            if spec.progress is not None:
+                spec.progress(track.name)
             for name in _MUSDB_SOURCES:
-                self.sources[name].append(self._decode(track.track, name, cache_dir))
+                self.sources[name].append(self._decode(track.track, name, spec.cache_dir))
 
     def _decode(self, track, name: str, cache_dir: Path | None) -> np.ndarray:
         def decode() -> np.ndarray:

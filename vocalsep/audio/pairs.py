@@ -3,14 +3,20 @@ accompaniment}.*` (e.g. `../shared/data/audio/dev`), read through `tracks.py`.""
 
 from __future__ import annotations
 
-import zlib
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
 from .augment import fit_length
-from .datasets import DatasetError, Example, FolderConfig, _salted_rng
+from .datasets import (
+    DatasetError,
+    Example,
+    ExampleSource,
+    ExcerptSpec,
+    FolderConfig,
+    _hash_share,
+    _salted_rng,
+)
 from .tracks import conform, find_folder_tracks, load_track
 
 
@@ -39,21 +45,12 @@ def full_tracks(
     return examples
 
 
-class PairedExcerpts:
+class PairedExcerpts(ExampleSource):
     """Index -> a random excerpt of a random track (training: random gain and channel swap)."""
 
-    def __init__(
-        self,
-        config: FolderConfig,
-        *,
-        split: str,
-        sample_rate: int,
-        channels: int,
-        segment_seconds: float,
-        seed: int,
-        cache_dir: Path | None = None,
-        progress: Callable[[str], None] | None = None,
-    ) -> None:
+    def __init__(self, config: FolderConfig, spec: ExcerptSpec) -> None:
+        super().__init__(spec)
+        split = spec.split
         if not config.root:
             raise DatasetError("data.folder.root is not set; point it at a folder of tracks")
         tracks = find_folder_tracks(config.root)
@@ -63,21 +60,17 @@ class PairedExcerpts:
             raise DatasetError(f"validation track(s) not found: {', '.join(sorted(unknown))}")
 
         def held_out(name: str) -> bool:
-            share = zlib.crc32(name.encode()) / 2**32
-            return name in config.validation_tracks or share < config.validation_share
+            return name in config.validation_tracks or _hash_share(name) < config.validation_share
 
         chosen = [track for track in tracks if held_out(track.name) == (split == "validation")]
         if not chosen:
             raise DatasetError(f"{config.root}: no tracks left for the {split} split")
-        self.split = split
-        self.seed = seed
-        self.length = max(1, round(segment_seconds * sample_rate))
         self.names = [track.name for track in chosen]
         self.tracks = []
         for track in chosen:
-            if progress is not None:
-                progress(track.name)
-            example = _example(load_track(track, sample_rate), channels)
+            if spec.progress is not None:
+                spec.progress(track.name)
+            example = _example(load_track(track, spec.sample_rate), spec.channels)
             self.tracks.append({key: value.astype(np.float16) for key, value in example.items()})
 
     def __getitem__(self, index: int) -> Example:

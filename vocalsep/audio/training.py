@@ -22,7 +22,14 @@ from ..core.config import Config
 from ..core.errors import ConfigError
 from ..core.losses import LOSSES
 from ..core.unet import PRESETS, preset
-from .datasets import STEMS, DataConfig, DatasetError, MusdbMixtures, SynthesizedMixtures
+from .datasets import (
+    STEMS,
+    DataConfig,
+    DatasetError,
+    ExcerptSpec,
+    MusdbMixtures,
+    SynthesizedMixtures,
+)
 from .metrics import signal_to_distortion_ratio
 from .models import SpectrogramMaskModel, SpectrogramModelConfig
 from .stft import STFT
@@ -98,7 +105,7 @@ class SeparationTask:
 
     def _dataset(self, split: str, seed: int):
         data = self.config.data
-        common = dict(
+        spec = ExcerptSpec(
             split=split,
             sample_rate=self.config.model.sample_rate,
             channels=data.channels,
@@ -108,12 +115,12 @@ class SeparationTask:
             progress=self.progress,
         )
         if data.kind == "synthesized":
-            return SynthesizedMixtures(data.synthesized, **common)
+            return SynthesizedMixtures(data.synthesized, spec)
         if data.kind == "musdb":
-            return MusdbMixtures(data.musdb, **common)
+            return MusdbMixtures(data.musdb, spec)
         from .pairs import PairedExcerpts  # the folder layout shares code with evaluation
 
-        return PairedExcerpts(data.folder, **common)
+        return PairedExcerpts(data.folder, spec)
 
     def training_examples(self, seed: int):
         return self._dataset("train", seed)
