@@ -123,6 +123,50 @@ def test_eq_reverb_and_placement_keep_shapes():
     assert augment.to_channels(stereo, 1, rng).shape == (1, RATE)
 
 
+def test_compressor_narrows_dynamics_and_keeps_rms():
+    rng = np.random.default_rng(0)
+    t = np.arange(2 * RATE) / RATE
+    tone = np.sin(2 * np.pi * 220 * t)
+    # A loud second followed by a quiet one: 20 dB apart.
+    audio = (tone * np.where(t < 1, 0.5, 0.05))[None].astype(np.float32)
+    out = augment.compress(audio, rng, RATE, ratio=(4.0, 4.0), depth_db=(24.0, 24.0))
+    assert out.shape == audio.shape
+    assert augment.rms(out) == pytest.approx(augment.rms(audio), rel=1e-3)
+
+    def gap_db(x):
+        return 20 * np.log10(augment.rms(x[:, : RATE // 2]) / augment.rms(x[:, -RATE // 2 :]))
+
+    assert gap_db(audio) == pytest.approx(20.0, abs=0.1)
+    assert gap_db(out) < 12.0  # both halves above threshold: 20 dB / 4 ~ 5 dB, some release
+
+
+def test_saturation_adds_harmonics_and_keeps_rms():
+    rng = np.random.default_rng(0)
+    t = np.arange(RATE) / RATE
+    tone = (0.5 * np.sin(2 * np.pi * 440 * t))[None].astype(np.float32)
+    out = augment.saturate(tone, rng, drive_db=(12.0, 12.0))
+    assert augment.rms(out) == pytest.approx(augment.rms(tone), rel=1e-3)
+    spectrum = np.abs(np.fft.rfft(out[0]))
+    # tanh is odd: a third harmonic appears (1 Hz bins, 1 s of audio).
+    assert spectrum[1320] > 0.05 * spectrum[440]
+    assert np.abs(np.fft.rfft(tone[0]))[1320] < 1e-3 * spectrum[440]
+    silent = np.zeros_like(tone)
+    assert np.array_equal(augment.saturate(silent, rng), silent)
+
+
+def test_double_adds_a_late_copy_on_the_other_side():
+    rng = np.random.default_rng(1)
+    audio = np.zeros((2, RATE), np.float32)
+    audio[0, 1000] = 1.0  # a click on the left only
+    out = augment.double(audio, rng, RATE)
+    assert out.shape == audio.shape
+    assert out[0, 1000] == pytest.approx(1.0, abs=0.05)
+    late = np.abs(out[1])
+    echo = int(np.argmax(late))
+    assert 1000 + 0.009 * RATE <= echo <= 1000 + 0.041 * RATE
+    assert 0.2 < late[echo] < 0.8
+
+
 def test_paired_folder_excerpts(tmp_path):
     from vocalsep.audio.datasets import FolderConfig
     from vocalsep.audio.pairs import PairedExcerpts, full_tracks

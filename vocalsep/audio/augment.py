@@ -3,7 +3,8 @@
 Each function takes an explicit `numpy.random.Generator`, so an example built from a seeded
 generator is reproducible. They make a small pool of isolated vocals go further: pitch and tempo
 changes, a random equaliser, reverb (the vocal *target* includes it, as in produced music),
-gain, panning and channel swaps.
+gain, panning and channel swaps. "Production" effects make clean studio singing sound like a
+mixed lead vocal: dynamic-range compression, soft saturation and a doubled take.
 """
 
 from __future__ import annotations
@@ -111,6 +112,68 @@ def reverb(
         ]
         out[channel] = (1 - wet_gain) * audio[channel] + wet_gain * tail
     return out.astype(np.float32)
+
+
+def compress(
+    audio: np.ndarray,
+    rng: np.random.Generator,
+    sample_rate: int,
+    ratio: tuple[float, float] = (2.0, 8.0),
+    depth_db: tuple[float, float] = (6.0, 20.0),
+) -> np.ndarray:
+    """A feed-forward RMS compressor on the channel sum: the threshold sits `depth_db` below
+    the loudest 10 ms block, levels above it are divided by `ratio`, with a 5-30 ms attack and
+    50-300 ms release; make-up gain restores the input RMS."""
+    channels, samples = audio.shape
+    block = max(1, sample_rate // 100)
+    blocks = -(-samples // block)
+    padded = np.pad(audio.mean(axis=0), (0, blocks * block - samples))
+    level = 10 * np.log10(np.mean(padded.reshape(blocks, block) ** 2, axis=1) + 1e-10)
+    threshold = level.max() - rng.uniform(*depth_db)
+    slope = 1 - 1 / rng.uniform(*ratio)
+    wanted = -np.maximum(level - threshold, 0.0) * slope  # gain in dB per block (<= 0)
+    attack = np.exp(-0.01 / rng.uniform(0.005, 0.03))
+    release = np.exp(-0.01 / rng.uniform(0.05, 0.3))
+    gain = np.empty(blocks)
+    current = 0.0
+    for index, target in enumerate(wanted):  # ~100 blocks per second: cheap
+        coefficient = attack if target < current else release
+        current = coefficient * current + (1 - coefficient) * target
+        gain[index] = current
+    centres = (np.arange(blocks) + 0.5) * block
+    curve = 10 ** (np.interp(np.arange(samples), centres, gain) / 20)
+    out = audio * curve[None].astype(np.float32)
+    return (out * (rms(audio) / rms(out))).astype(np.float32)
+
+
+def saturate(
+    audio: np.ndarray, rng: np.random.Generator, drive_db: tuple[float, float] = (0.0, 12.0)
+) -> np.ndarray:
+    """Soft clipping (tanh) with a random drive: adds the harmonics of an overdriven
+    preamp or tape. The RMS is kept."""
+    peak = float(np.max(np.abs(audio)))
+    if peak < 1e-8:
+        return audio
+    drive = 10 ** (rng.uniform(*drive_db) / 20)
+    out = np.tanh(audio * (drive / peak))
+    return (out * (rms(audio) / rms(out))).astype(np.float32)
+
+
+def double(
+    audio: np.ndarray,
+    rng: np.random.Generator,
+    sample_rate: int,
+    gain: tuple[float, float] = (0.3, 0.7),
+) -> np.ndarray:
+    """A doubled take: a copy 10-40 ms late, slightly detuned (up to 15 cents) and quieter,
+    added to the original; on stereo it sits on the other side. Length is kept."""
+    channels, samples = audio.shape
+    detuned = change_speed(audio, 2 ** (rng.uniform(-15, 15) / 1200), sample_rate)
+    delay = int(rng.uniform(0.01, 0.04) * sample_rate)
+    copy = fit_length(np.pad(detuned, ((0, 0), (delay, 0))), samples)
+    if channels == 2:
+        copy = copy[::-1]
+    return (audio + rng.uniform(*gain) * copy).astype(np.float32)
 
 
 def to_channels(

@@ -220,8 +220,9 @@ class AugmentConfig(Config):
 
     Vocals: pitch shift (uniform in +-pitch_semitones, with probability p_pitch), time stretch
     (rate in 1 +- stretch, p_stretch), random EQ (+-eq_db, p_eq), synthetic reverb (p_reverb),
-    panning of mono sources within +-max_pan. Accompaniment: random EQ (p_eq_accompaniment),
-    a second layered excerpt (p_layer). Both: stereo channel swap, level.
+    panning of mono sources within +-max_pan; "production": compression (p_compress), soft
+    saturation (p_saturate) and a doubled take (p_double). Accompaniment: random EQ
+    (p_eq_accompaniment), a second layered excerpt (p_layer). Both: stereo channel swap, level.
     """
 
     p_pitch: float = 0.5
@@ -234,6 +235,9 @@ class AugmentConfig(Config):
     max_pan: float = 0.3
     p_eq_accompaniment: float = 0.3
     p_layer: float = 0.3
+    p_compress: float = 0.0
+    p_saturate: float = 0.0
+    p_double: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -382,7 +386,13 @@ class SynthesizedMixtures(ExampleSource):
             vocal = augment.pitch_shift(vocal, semitones, self.sample_rate)
         if aug.p_eq and rng.random() < aug.p_eq:
             vocal = augment.random_eq(vocal, rng, self.sample_rate, aug.eq_db)
+        if aug.p_saturate and rng.random() < aug.p_saturate:
+            vocal = augment.saturate(vocal, rng)
+        if aug.p_compress and rng.random() < aug.p_compress:
+            vocal = augment.compress(vocal, rng, self.sample_rate)
         vocal = augment.to_channels(vocal, self.channels, rng, aug.max_pan)
+        if aug.p_double and rng.random() < aug.p_double:
+            vocal = augment.double(vocal, rng, self.sample_rate)
         if aug.p_reverb and rng.random() < aug.p_reverb:
             vocal = augment.reverb(vocal, rng, self.sample_rate)
         return vocal
