@@ -233,3 +233,17 @@ def test_init_from_starts_with_the_given_weights(tiny_config, tmp_path):
         api.train(
             tiny_config("trainer.init_from='/nonexistent.ckpt'"), tmp_path / "c", progress=False
         )
+
+
+def test_cuda_device_always_gets_an_index(monkeypatch):
+    # torch.cuda.set_device(torch.device("cuda")) raises; the trainer must name the GPU.
+    from vocalsep.train.trainer import Distributed, _device
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert _device("cuda", Distributed()) == torch.device("cuda:0")
+    assert _device("auto", Distributed(1, 1, 2)) == torch.device("cuda:1")
+    assert _device("cuda:3", Distributed()) == torch.device("cuda:3")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert _device("auto", Distributed()) == torch.device("cpu")
+    with pytest.raises(TrainingError, match="CUDA is not available"):
+        _device("cuda", Distributed())

@@ -92,7 +92,7 @@ def _device(name: str, dist: Distributed) -> torch.device:
     if name.startswith("cuda"):
         if not torch.cuda.is_available():
             raise TrainingError("CUDA is not available on this machine; set trainer.device=cpu")
-        if dist.world > 1 and name == "cuda":
+        if name == "cuda":  # an explicit index: torch.cuda.set_device rejects a bare "cuda"
             name = f"cuda:{dist.local_rank}"
     if name == "mps" and not torch.backends.mps.is_available():
         raise TrainingError("MPS is not available on this machine; set trainer.device=cpu")
