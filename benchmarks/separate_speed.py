@@ -8,10 +8,11 @@ both stems) and peak resident memory of the whole process.
 
     python benchmarks/separate_speed.py                      # 30 s, 3 min, 60 min
     python benchmarks/separate_speed.py --durations 30,180 --model my.ckpt
+    python benchmarks/separate_speed.py --durations 180 --config recipes/synthetic/waveunet.toml
 
-Without --model it builds an untrained model of realistic size (the Jansson et al. 2017 U-Net
-preset on 512 bins of a 22.05 kHz STFT, each channel on its own): speed does not depend on
-the weights.
+Without --model it builds an untrained model: the one a run config describes (--config), or
+one of realistic size (the Jansson et al. 2017 U-Net preset on 512 bins of a 22.05 kHz STFT,
+each channel on its own); speed does not depend on the weights.
 """
 
 from __future__ import annotations
@@ -46,15 +47,21 @@ def synthesize(path: Path, seconds: float, seed: int = 0) -> None:
             file.write(np.stack([voice + chords + noise, 0.7 * voice + chords - noise], axis=1))
 
 
-def build_model(path: Path) -> None:
-    from vocalsep.audio.models import SpectrogramMaskModel, SpectrogramModelConfig
-    from vocalsep.audio.stft import STFTConfig
-    from vocalsep.core.unet import preset
+def build_model(path: Path, run_config: str | None = None) -> None:
+    if run_config:
+        from vocalsep.api import build_task
+        from vocalsep.train import load_run_config
 
-    config = SpectrogramModelConfig(
-        sample_rate=22050, stft=STFTConfig(n_fft=1024, hop_length=256), max_bin=512
-    )
-    model = SpectrogramMaskModel(config, "unet", preset("jansson2017"))
+        model = build_task(load_run_config(run_config)).build_model()
+    else:
+        from vocalsep.audio.models import SpectrogramMaskModel, SpectrogramModelConfig
+        from vocalsep.audio.stft import STFTConfig
+        from vocalsep.core.unet import preset
+
+        config = SpectrogramModelConfig(
+            sample_rate=22050, stft=STFTConfig(n_fft=1024, hop_length=256), max_bin=512
+        )
+        model = SpectrogramMaskModel(config, "unet", preset("jansson2017"))
     model.save(path, metadata={"note": "untrained, for speed benchmarks only"})
 
 
@@ -82,6 +89,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--durations", default="30,180,3600", help="seconds, comma-separated")
     parser.add_argument("--model", default=None, help="checkpoint (default: untrained preset)")
+    parser.add_argument(
+        "--config", default=None, help="without --model: an untrained model of this run config"
+    )
     parser.add_argument("--workdir", default=None, help="where to put the test files")
     args = parser.parse_args()
 
@@ -89,7 +99,7 @@ def main() -> None:
     workdir.mkdir(parents=True, exist_ok=True)
     model = Path(args.model) if args.model else workdir / "bench_model.ckpt"
     if not args.model:
-        build_model(model)
+        build_model(model, args.config)
     print(f"model: {model}   threads: {os.cpu_count()} cpus   python: {sys.version.split()[0]}")
     print(f"{'audio':>8} {'wall s':>8} {'x real time':>12} {'peak RSS MB':>12}")
     try:

@@ -43,13 +43,17 @@ def make_model(
         kernel_size=kernel_size,
         decoder_dropout=(0.5,),
     )
-    model = SpectrogramMaskModel(config, "unet", network)
-    # Random, non-trivial BatchNorm statistics so eval mode is not the identity.
-    with torch.no_grad():
-        for module in model.modules():
-            if isinstance(module, torch.nn.BatchNorm2d):
-                module.running_mean.uniform_(-0.5, 0.5)
-                module.running_var.uniform_(0.5, 2.0)
+    return randomise_norm_statistics(SpectrogramMaskModel(config, "unet", network))
+
+
+@torch.no_grad()
+def randomise_norm_statistics(model: torch.nn.Module) -> torch.nn.Module:
+    """Random, non-trivial BatchNorm statistics so that eval mode is not the identity; returns
+    the model in eval mode."""
+    for module in model.modules():
+        if isinstance(module, torch.nn.BatchNorm2d):
+            module.running_mean.uniform_(-0.5, 0.5)
+            module.running_var.uniform_(0.5, 2.0)
     return model.eval()
 
 

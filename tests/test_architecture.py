@@ -63,3 +63,27 @@ def test_trainer_imports_no_audio_or_image_module():
     assert "torch" in modules
     assert not {m for m in modules if re.match(r"vocalsep\.(audio|image|api|cli|pretrained)", m)}
     assert not {m for m in modules if m.split(".")[0] in {"soundfile", "soxr", "PIL", "musdb"}}
+
+
+IMAGE_MODULES = (
+    "vocalsep.image.io, vocalsep.image.transforms, vocalsep.image.models, "
+    "vocalsep.image.datasets, vocalsep.image.losses, vocalsep.image.metrics, "
+    "vocalsep.image.predict, vocalsep.image.training, vocalsep.image.errors"
+)
+AUDIO_MODULES = (
+    "vocalsep.audio.io, vocalsep.audio.stft, vocalsep.audio.models, vocalsep.audio.separator, "
+    "vocalsep.audio.datasets, vocalsep.audio.training, vocalsep.audio.metrics"
+)
+
+
+def test_image_and_audio_never_import_each_other():
+    modules = imported_modules(f"import {IMAGE_MODULES}")
+    assert "vocalsep.image.training" in modules and "PIL" in modules
+    assert not {m for m in modules if re.match(r"vocalsep\.(audio|api|cli|pretrained)", m)}
+    assert not {m for m in modules if m.split(".")[0] in {"soundfile", "soxr", "musdb"}}
+    modules = imported_modules(f"import {AUDIO_MODULES}")
+    assert "vocalsep.audio.training" in modules
+    assert not {m for m in modules if m.startswith("vocalsep.image")}
+    # Separating audio through the public API does not load the image side either.
+    modules = imported_modules("import vocalsep.api")
+    assert not {m for m in modules if m.startswith("vocalsep.image")} and "PIL" not in modules

@@ -37,6 +37,11 @@ __all__ = [
     "train",
     "dump_examples",
     "evaluate",
+    "load_segmentation_model",
+    "segment_image",
+    "plan_segment_jobs",
+    "segment_file",
+    "evaluate_segmentation",
 ]
 
 DEFAULT_FILENAME = "{track}/{stem}.{ext}"
@@ -60,7 +65,8 @@ def predict_mask(
     magnitude: torch.Tensor, model: str | os.PathLike | Separator | None = None
 ) -> torch.Tensor:
     """Soft masks `(targets, channels, bins, frames)` for a magnitude `(channels, bins, frames)`
-    computed with the model's STFT (see `Separator.predict_mask`)."""
+    computed with the model's STFT (see `Separator.predict_mask`); spectrogram models only (a
+    waveform model raises `ConfigError`)."""
     separator = model if isinstance(model, Separator) else load_separator(model, device="cpu")
     return separator.predict_mask(magnitude)
 
@@ -275,11 +281,16 @@ def separate_file(
 
 
 def build_task(run: RunConfig, *, progress: Callable[[str], None] | None = None):
-    """The task object a run config names (today: "separation")."""
+    """The task object a run config names: "separation" or "segmentation"."""
+    if run.task == "segmentation":
+        from .image.training import SegmentationTask, SegmentationTaskConfig
+
+        config = SegmentationTaskConfig.from_dict(run.task_config)
+        return SegmentationTask(config, progress=progress)
     from .audio.training import SeparationTask, SeparationTaskConfig
 
     if run.task != "separation":
-        raise ConfigError(f"unknown task {run.task!r}; known: separation")
+        raise ConfigError(f"unknown task {run.task!r}; known: separation, segmentation")
     return SeparationTask(SeparationTaskConfig.from_dict(run.task_config), progress=progress)
 
 
@@ -432,3 +443,154 @@ def evaluate(
         comparable_to_musdb_test=comparable,
         progress=progress,
     )
+
+
+# -- image segmentation -------------------------------------------------------------------------
+# The image side is imported inside the functions: separating audio never loads it.
+
+IMAGE_TASK = "image-segmentation"
+SEGMENT_FILENAME = "{track}_{stem}.{ext}"
+SEGMENT_OUTPUTS = ("labels", "overlay")  # the class-value PNG and the colour overlay
+
+
+def _torch_device(name: str) -> torch.device:
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError("CUDA is not available on this machine; use --device cpu")
+    return torch.device(name)
+
+
+def load_segmentation_model(model=None, *, device: str = "auto"):
+    """A `vocalsep.image.models.SegmentationModel` in eval mode on `device`, from a shipped model
+    name, a checkpoint path, or (None) the default image model."""
+    from . import pretrained
+    from .image.models import SegmentationModel, load_model
+
+    if isinstance(model, SegmentationModel):
+        return model.eval()
+    if model is None and IMAGE_TASK not in pretrained.DEFAULT_MODELS:
+        raise pretrained.ModelNotFoundError(
+            "no CamVid segmentation model (camvid-unet) is installed in this version of vocalsep "
+            "yet; train one (recipes/camvid/README.md) and pass it with --model PATH"
+        )
+    return load_model(pretrained.resolve(model, IMAGE_TASK)).to(_torch_device(device)).eval()
+
+
+def segment_image(image, model=None, *, device: str = "auto"):
+    """Class indices `uint8 (height, width)` of an image: a path, or a `uint8` array
+    `(height, width, channels)` with the model's channels (1 grey or 3 RGB)."""
+    from .image.io import read_image
+    from .image.predict import predict_labels
+
+    network = load_segmentation_model(model, device=device)
+    if isinstance(image, (str, os.PathLike)):
+        image = read_image(image, network.config.in_channels)
+    return predict_labels(network, image)
+
+
+def plan_segment_jobs(
+    inputs: Sequence[str | os.PathLike],
+    out_dir: str | os.PathLike,
+    *,
+    filename: str = SEGMENT_FILENAME,
+    overwrite: bool = False,
+) -> list[Job]:
+    """Like `plan_jobs`, for images: a folder stands for the image files directly inside it;
+    each image gets `labels` and `overlay` PNG outputs (`filename` fills {track} with the image
+    name, {stem} with the output kind, {ext} with png)."""
+    from .image.datasets import image_files
+    from .image.io import IMAGE_EXTENSIONS
+
+    folder_errors: list[Job] = []
+    files: list[Path] = []
+    for item in inputs:
+        path = Path(item)
+        if not path.is_dir():
+            files.append(path)
+            continue
+        found = image_files(path)
+        if not found:
+            extensions = " ".join(sorted(IMAGE_EXTENSIONS))
+            folder_errors.append(
+                Job(path, error=f"{path}: folder holds no image files ({extensions})")
+            )
+        files += found
+    jobs = plan_jobs(
+        files, out_dir, SEGMENT_OUTPUTS, filename=filename, format="png", overwrite=overwrite
+    )
+    return folder_errors + jobs
+
+
+def segment_file(
+    path: str | os.PathLike,
+    out_dir: str | os.PathLike = "segmented",
+    *,
+    model=None,
+    device: str = "auto",
+    filename: str = SEGMENT_FILENAME,
+    overwrite: bool = False,
+    outputs: dict[str, Path] | None = None,
+) -> dict[str, Path]:
+    """Segment one image file and write `labels` (a palette PNG whose pixel values are the
+    classes' label values, as in the training labels) and `overlay` (the image blended with
+    the class colours); returns output kind -> path. Both are written to temporary files and
+    renamed only when both succeeded; existing outputs are kept unless `overwrite`."""
+    from .image.io import read_image, write_pngs
+    from .image.predict import label_picture, overlay_picture, predict_labels
+
+    network = load_segmentation_model(model, device=device)
+    if outputs is None:
+        (job,) = plan_segment_jobs([path], out_dir, filename=filename, overwrite=overwrite)
+        if job.error:
+            raise OutputError(job.error)
+        outputs = job.outputs
+    image = read_image(path, network.config.in_channels)
+    labels = predict_labels(network, image)
+    pictures = {
+        outputs["labels"]: label_picture(labels, network.config),
+        outputs["overlay"]: overlay_picture(image, labels, network.config),
+    }
+    write_pngs(pictures, overwrite=overwrite)
+    return {kind: outputs[kind] for kind in SEGMENT_OUTPUTS}
+
+
+def evaluate_segmentation(
+    root: str | os.PathLike,
+    *,
+    model=None,
+    names: Sequence[str] = (),
+    max_images: int | None = None,
+    device: str = "auto",
+    progress: Callable[[int, int, str | None], None] | None = None,
+):
+    """Score a segmentation model on a dataset folder (`root/images`, `root/labels`, label
+    values as the model's) through the same tiled prediction as `segment_file`. `names` keeps
+    images whose name contains one of them (case-insensitive), `max_images` the first N.
+    Returns `vocalsep.image.metrics.SegmentationScores` (one confusion matrix over all images;
+    `.table()` prints per class and overall scores); raises `VocalsepError` subclasses."""
+    from .image.datasets import SegmentationFolder, find_pairs
+    from .image.errors import DatasetError
+    from .image.metrics import SegmentationScores
+    from .image.predict import predict_labels
+
+    if max_images is not None and max_images < 1:
+        raise DatasetError(f"the number of images must be at least 1, got {max_images}")
+    network = load_segmentation_model(model, device=device)
+    found = [name for name, _, _ in find_pairs(root)]
+    if names:
+        wanted = [name.lower() for name in names]
+        found = [name for name in found if any(part in name.lower() for part in wanted)]
+        if not found:
+            raise DatasetError(f"no image of {root} matches {', '.join(names)}")
+    found = found[:max_images] if max_images else found
+    dataset = SegmentationFolder(root, network.config, names=found, cache=False)
+    scores = SegmentationScores(network.config.class_names, network.config.ignore_index)
+    for index, name in enumerate(dataset.names):
+        if progress:
+            progress(index, len(dataset), name)
+        image, truth = dataset[index]
+        scores.add(truth, predict_labels(network, image))
+    if progress:
+        progress(len(dataset), len(dataset), None)
+    return scores

@@ -41,7 +41,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--model",
         default=None,
         metavar="NAME|PATH",
-        help="shipped model name or checkpoint file (default: the default model)",
+        help="shipped model name or checkpoint file, spectrogram or waveform (Wave-U-Net) "
+        "model (default: the default model)",
     )
     separate.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
     separate.add_argument(
@@ -76,7 +77,8 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         default=0,
         metavar="N",
-        help="multichannel Wiener post-filter iterations (default: 0, off; 1 is typical)",
+        help="multichannel Wiener post-filter iterations (default: 0, off; 1 is typical); "
+        "spectrogram models only",
     )
     separate.add_argument("--no-progress", action="store_true", help="hide progress bars")
     separate.set_defaults(func=_separate)
@@ -111,6 +113,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.set_defaults(func=_train)
 
     _add_evaluate_parser(commands)
+    _add_segment_parser(commands)
 
     models = commands.add_parser("models", help="list the models shipped with vocalsep")
     models.add_argument("--verbose", "-v", action="store_true", help="print each model card")
@@ -251,6 +254,13 @@ def _add_evaluate_parser(commands) -> None:
         "(pip install 'vocalsep[train]').",
     )
     evaluate.add_argument(
+        "--task",
+        default="audio",
+        choices=["audio", "image"],
+        help="audio: separation with BSSEval v4 (default); image: segmentation of ROOT/images "
+        "against ROOT/labels with --model (pixel accuracy, IoU, Dice per class and overall)",
+    )
+    evaluate.add_argument(
         "--dataset",
         default="folder",
         choices=["folder", "musdb18"],
@@ -317,19 +327,13 @@ def _add_evaluate_parser(commands) -> None:
     evaluate.set_defaults(func=_evaluate)
 
 
-def _evaluate(args: argparse.Namespace) -> int:
+def _evaluation_bar(unit: str, no_progress: bool):
+    """A progress bar (shown only on a terminal) and the `progress(done, total, current)`
+    callback the evaluation functions call."""
     from tqdm import tqdm
 
-    from . import api
-    from .core.errors import VocalsepError
-
-    chosen = [flag for flag in ("model", "baseline", "estimates") if getattr(args, flag)]
-    if len(chosen) != 1:
-        given = " and ".join(f"--{flag}" for flag in chosen) or "none"
-        _error(f"give exactly one of --model, --baseline or --estimates (got {given})")
-        return 2
-    hide = True if args.no_progress else None  # None: tqdm shows the bar only on a terminal
-    bar = tqdm(desc="evaluate", unit="track", disable=hide, leave=False, delay=0.5)
+    hide = True if no_progress else None  # None: tqdm shows the bar only on a terminal
+    bar = tqdm(desc="evaluate", unit=unit, disable=hide, leave=False, delay=0.5)
 
     def progress(done: int, total: int, current: str | None) -> None:
         bar.total = total
@@ -338,8 +342,39 @@ def _evaluate(args: argparse.Namespace) -> int:
             bar.set_postfix_str(current, refresh=False)
         bar.refresh()
 
+    return bar, progress
+
+
+def _with_bar(unit: str, no_progress: bool, call):
+    """`call(progress)` under an evaluation progress bar; a library error is printed as one
+    line (after the bar is closed, so it does not land on the bar's line) and gives None."""
+    from .core.errors import VocalsepError
+
+    bar, progress = _evaluation_bar(unit, no_progress)
     try:
-        result = api.evaluate(
+        return call(progress)
+    except (VocalsepError, ValueError) as error:
+        bar.close()
+        _error(error)
+        return None
+    finally:
+        bar.close()
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    from . import api
+
+    if args.task == "image":
+        return _evaluate_images(args)
+    chosen = [flag for flag in ("model", "baseline", "estimates") if getattr(args, flag)]
+    if len(chosen) != 1:
+        given = " and ".join(f"--{flag}" for flag in chosen) or "none"
+        _error(f"give exactly one of --model, --baseline or --estimates (got {given})")
+        return 2
+    result = _with_bar(
+        "track",
+        args.no_progress,
+        lambda progress: api.evaluate(
             args.root,
             dataset=args.dataset,
             subset=args.subset,
@@ -355,18 +390,129 @@ def _evaluate(args: argparse.Namespace) -> int:
             device=args.device,
             wiener=args.wiener,
             progress=progress,
-        )
-    except (VocalsepError, ValueError) as error:
-        bar.close()  # before the message, so it does not land on the bar's line
-        _error(error)
+        ),
+    )
+    if result is None:
         return 1
-    bar.close()
     print(result.describe())
     print(result.table())
     if args.compare == "published":
         print()
         print(result.comparison())
     return 0
+
+
+# Options of `evaluate` that only audio separation has, with their defaults.
+_AUDIO_ONLY = {
+    "baseline": None,
+    "estimates": None,
+    "dataset": "folder",
+    "subset": "test",
+    "targets": "vocals,accompaniment",
+    "output": None,
+    "csv": None,
+    "compare": None,
+    "wiener": 0,
+}
+
+
+def _evaluate_images(args: argparse.Namespace) -> int:
+    from . import api
+
+    given = [name for name, default in _AUDIO_ONLY.items() if getattr(args, name) != default]
+    if given:
+        flags = ", ".join(f"--{name}" for name in given)
+        _error(f"{flags}: only for --task audio; --task image takes --root, --model, --filter")
+        return 2
+    scores = _with_bar(
+        "image",
+        args.no_progress,
+        lambda progress: api.evaluate_segmentation(
+            args.root,
+            model=args.model,
+            names=args.filter,
+            max_images=args.tracks,
+            device=args.device,
+            progress=progress,
+        ),
+    )
+    if scores is None:
+        return 1
+    model = args.model or "the default image model"
+    print(
+        f"Image segmentation: model {model} on {args.root} ({scores.images} images); "
+        "pixels without a class label (void) are not counted"
+    )
+    print(scores.table())
+    return 0
+
+
+def _add_segment_parser(commands) -> None:
+    segment = commands.add_parser(
+        "segment",
+        help="segment images into classes (label PNG and colour overlay per image)",
+        description="Segment images (or the images directly inside folders). Each image gets "
+        "a label PNG (pixel values = the classes' label values, shown in the class colours) "
+        "and a colour overlay PNG in OUTDIR.",
+    )
+    segment.add_argument("inputs", nargs="+", metavar="IMAGE_OR_DIR")
+    segment.add_argument(
+        "-o",
+        "--out",
+        default="segmented",
+        metavar="OUTDIR",
+        help="output folder (default: ./segmented)",
+    )
+    segment.add_argument(
+        "--model",
+        default=None,
+        metavar="NAME|PATH",
+        help="shipped model name or checkpoint file (default: the CamVid model, once shipped)",
+    )
+    segment.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
+    segment.add_argument(
+        "--filename",
+        default="{track}_{stem}.{ext}",
+        metavar="TEMPLATE",
+        help="output path under OUTDIR with {track} (image name), {stem} (labels or overlay), "
+        "{ext} (png) and {parent} (default: {track}_{stem}.{ext})",
+    )
+    segment.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+    segment.set_defaults(func=_segment)
+
+
+def _segment(args: argparse.Namespace) -> int:
+    from . import api
+    from .core.errors import VocalsepError
+
+    try:
+        model = api.load_segmentation_model(args.model, device=args.device)
+        jobs = api.plan_segment_jobs(
+            args.inputs, args.out, filename=args.filename, overwrite=args.overwrite
+        )
+    except VocalsepError as error:
+        _error(error)
+        return 1
+    failed = 0
+    for job in jobs:
+        if job.error:
+            _error(job.error)
+            failed += 1
+            continue
+        try:
+            written = api.segment_file(
+                job.input, model=model, overwrite=args.overwrite, outputs=job.outputs
+            )
+        except VocalsepError as error:
+            _error(error)
+            failed += 1
+        except OSError as error:
+            _error(f"{job.input}: {error.strerror or error}; check the disk and the output folder")
+            failed += 1
+        else:
+            for path in written.values():
+                print(path)
+    return 1 if failed else 0
 
 
 def _models(args: argparse.Namespace) -> int:

@@ -106,3 +106,21 @@ def test_last_tile_is_cut_short_unless_fixed_size():
         tiler.push(torch.ones(1, 110))
         output = tiler.finish()
         assert sizes == expected and torch.allclose(output, torch.ones(1, 110)[..., 90:])
+
+
+@torch.no_grad()
+def test_replicate_padding_reproduces_a_padded_whole_input():
+    """Outside the input, tiles see the edge repeated: the same as running on the input padded
+    by its edge values, whatever the tiling."""
+    torch.manual_seed(2)
+    conv = torch.nn.Conv2d(2, 3, kernel_size=5, padding=0)  # sees 2 pixels on each side
+    image = torch.randn(1, 2, 23, 30)
+    expected = conv(torch.nn.functional.pad(image, [2, 2, 2, 2], mode="replicate"))
+
+    def fn(tile):  # a "valid" conv, padded back to the tile's size
+        return torch.nn.functional.pad(conv(tile), [2, 2, 2, 2])
+
+    plans = [TilePlan(8, 2, 2), TilePlan(12, 4, 2)]
+    tiled = overlap_add(fn, image, plans, pad_mode="replicate")
+    assert torch.allclose(tiled, expected, atol=1e-5)
+    assert not torch.allclose(overlap_add(fn, image, plans), expected, atol=1e-3)

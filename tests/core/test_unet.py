@@ -59,6 +59,26 @@ CONFIGS = {
         channels=(4, 8), downsample="decimate", head_kernel_size=3, decoder_dropout=(0.2,)
     ),
     "no-skips": EncoderDecoderConfig(channels=(4, 8, 16), skip="none", decoder_dropout=()),
+    "two-convs-logits": EncoderDecoderConfig(
+        in_channels=3,
+        out_channels=5,
+        channels=(4, 8, 16),
+        kernel_size=3,
+        decoder_dropout=(0.2,),
+        head="logits",
+        head_kernel_size=3,
+        input_skip=True,
+        convs_per_level=2,
+    ),
+    "three-convs-interpolate-1d": EncoderDecoderConfig(
+        dims=1,
+        channels=(4, 8),
+        kernel_size=3,
+        upsample="interpolate",
+        decoder_dropout=(),
+        head_kernel_size=1,
+        convs_per_level=3,
+    ),
 }
 SIZES = [1, 2, 7, 33, 64]
 
@@ -205,6 +225,9 @@ def test_fcn_preset_adds_skips():
         {"bottleneck_channels": -1},
         {"head": "softmax"},
         {"input_skip": True},
+        {"convs_per_level": 0},
+        # Extra convs follow the last decoder layer, which then must not emit the output.
+        {"convs_per_level": 2},
         # The decimate-mode skip at full resolution would be fused after the output layer.
         {"downsample": "decimate"},
         # Interpolating decoders add skips before their conv: widths 16 + 8 differ.
@@ -231,3 +254,31 @@ def test_unknown_names_raise(tiny):
     with pytest.raises(ConfigError, match="needs a EncoderDecoderConfig"):
         build_network("unet", object())
     assert "unet" in ARCHITECTURES and set(PRESETS) >= {"jansson2017", "fcn"}
+
+
+def test_convs_per_level_structure():
+    """Two convs per level: a strided conv and a 3x3 conv down; a transposed conv, the skip
+    concatenation, and a 3x3 conv up (Ronneberger et al.'s U-Net with strided sampling)."""
+    config = EncoderDecoderConfig(
+        in_channels=3,
+        out_channels=2,
+        channels=(8, 16, 32),
+        kernel_size=3,
+        decoder_dropout=(),
+        head="logits",
+        head_kernel_size=1,
+        convs_per_level=2,
+    )
+    model = build_network("unet", config)
+    convs = [(c.in_channels, c.out_channels, c.stride[0]) for c in layers(model, nn.Conv2d)]
+    assert convs == [
+        (3, 8, 2), (8, 8, 1), (8, 16, 2), (16, 16, 1), (16, 32, 2), (32, 32, 1),  # encoder
+        (32, 16, 1), (16, 8, 1), (8, 8, 1),  # after each fusion: 16+16 -> 16, 8+8 -> 8, 8 -> 8
+        (8, 2, 1),  # head
+    ]  # fmt: skip
+    deconvs = [(c.in_channels, c.out_channels) for c in layers(model, nn.ConvTranspose2d)]
+    assert deconvs == [(32, 16), (16, 8), (8, 8)]
+    # With one conv per level nothing changes: the same parameter names as before.
+    single = build_network("unet", config.replace(convs_per_level=1))
+    assert single.refine is None
+    assert all(not name.startswith("refine") for name, _ in single.named_parameters())

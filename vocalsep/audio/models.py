@@ -1,28 +1,46 @@
-"""Spectrogram masking models: a core encoder-decoder network seen through an STFT.
+"""Separation models: a core encoder-decoder network seen through an STFT, or on the waveform.
 
-The network only ever sees magnitudes `(batch, channels, bins, frames)` of the lowest
-`max_bin` bins and predicts one soft mask per target and channel. Everything else (STFT,
-tiling, channel folding, full-band extension, iSTFT) belongs to the `Separator`.
+A spectrogram masking model only ever sees magnitudes `(batch, channels, bins, frames)` of the
+lowest `max_bin` bins and predicts one soft mask per target and channel. A waveform model
+(Wave-U-Net, Stoller et al. 2018) sees the mixture `(batch, channels, samples)` at its rate and
+gives the stems themselves. Everything else (STFT, resampling, tiling, channel folding,
+full-band extension, iSTFT) belongs to the `Separator`. Both are saved in the one checkpoint
+format under the task "audio-separation", told apart by the task config's "model_type".
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 from torch import nn
 
-from ..core.checkpoint import Checkpoint, load_checkpoint, load_weights, save_checkpoint
+from ..core.checkpoint import CheckpointedModel, load_checkpoint
 from ..core.config import Config
-from ..core.errors import CheckpointError, ConfigError, VocalsepError
-from ..core.unet import build_network, network_config_class
+from ..core.errors import ConfigError
+from ..core.registry import Registry
+from ..core.unet import build_network
 from .stft import STFTConfig
 
 TASK = "audio-separation"
 COMPRESSIONS = ("none", "log1p", "sqrt")
 MASK_EXTENSIONS = ("top", "zeros", "ones")
+OUTPUTS = ("difference", "direct")
+
+
+def _check_stems(config: SpectrogramModelConfig | WaveformModelConfig) -> None:
+    """The checks both model configs share: rate, targets and channels."""
+    if not 1000 <= config.sample_rate <= 384000:
+        raise ConfigError(f"sample_rate {config.sample_rate} is out of range")
+    if not config.targets or len(set(config.targets)) != len(config.targets):
+        raise ConfigError(f"targets must be distinct and non-empty, got {config.targets}")
+    if "mixture" in config.targets:
+        raise ConfigError("'mixture' cannot be a target")
+    if config.audio_channels < 1:
+        raise ConfigError(f"audio_channels must be >= 1, got {config.audio_channels}")
 
 
 @dataclass(frozen=True)
@@ -53,14 +71,7 @@ class SpectrogramModelConfig(Config):
     mask_extension: str = "top"
 
     def __post_init__(self) -> None:
-        if not 1000 <= self.sample_rate <= 384000:
-            raise ConfigError(f"sample_rate {self.sample_rate} is out of range")
-        if not self.targets or len(set(self.targets)) != len(self.targets):
-            raise ConfigError(f"targets must be distinct and non-empty, got {self.targets}")
-        if "mixture" in self.targets:
-            raise ConfigError("'mixture' cannot be a target")
-        if self.audio_channels < 1:
-            raise ConfigError(f"audio_channels must be >= 1, got {self.audio_channels}")
+        _check_stems(self)
         if not 0 <= self.max_bin <= self.stft.n_bins:
             raise ConfigError(f"max_bin must be in [0, {self.stft.n_bins}], got {self.max_bin}")
         if self.compression not in COMPRESSIONS:
@@ -79,25 +90,113 @@ class SpectrogramModelConfig(Config):
         """Number of bins the network sees."""
         return self.max_bin or self.stft.n_bins
 
+    @property
+    def network_channels(self) -> tuple[int, int]:
+        """(in, out) channels of the network: the audio channels; a mask per target and channel."""
+        return self.audio_channels, len(self.targets) * self.audio_channels
 
-class SpectrogramMaskModel(nn.Module):
-    """Magnitude `(batch, audio_channels, band_bins, frames)` -> masks
-    `(batch, targets, audio_channels, band_bins, frames)` in [0, 1]."""
 
-    def __init__(self, config: SpectrogramModelConfig, architecture: str, network: Config) -> None:
-        super().__init__()
-        outputs = len(config.targets) * config.audio_channels
-        if getattr(network, "in_channels", None) != config.audio_channels:
+@dataclass(frozen=True)
+class WaveformModelConfig(Config):
+    """What a waveform model needs besides its network.
+
+    sample_rate:    rate the model works at (input is resampled to it, the stems back).
+    targets:        the stems, e.g. ("vocals", "accompaniment").
+    audio_channels: channels the network sees together (1 = each channel on its own).
+    output:         "difference": the network estimates every target but the last, which is the
+                    mixture minus the others, so the stems sum to the mixture (Stoller et al.'s
+                    difference output); "direct": the network estimates every target.
+    tile_samples, tile_overlap: how long inputs are tiled, in samples at `sample_rate` (the
+                    step is rounded up to a multiple of the network's shift).
+    tile_context:   samples the network sees on both sides of a tile; 0: the network's
+                    receptive field, so that tiles join exactly (less trades that for speed).
+    """
+
+    sample_rate: int = 44100
+    targets: tuple[str, ...] = ("vocals", "accompaniment")
+    audio_channels: int = 1
+    output: str = "difference"
+    tile_samples: int = 65536
+    tile_overlap: int = 0
+    tile_context: int = 0
+
+    def __post_init__(self) -> None:
+        _check_stems(self)
+        if self.output not in OUTPUTS:
+            raise ConfigError(f"output must be one of {OUTPUTS}, got {self.output!r}")
+        if self.output == "difference" and len(self.targets) < 2:
             raise ConfigError(
-                f"network in_channels must equal audio_channels ({config.audio_channels})"
+                "output 'difference' computes the last target from the others: give at least "
+                f"two targets, e.g. ['vocals', 'accompaniment'] (got {list(self.targets)})"
             )
+        if not 0 <= self.tile_overlap < self.tile_samples or self.tile_context < 0:
+            raise ConfigError("need 0 <= tile_overlap < tile_samples and tile_context >= 0")
+
+    @property
+    def network_channels(self) -> tuple[int, int]:
+        """(in, out) channels of the network: the audio channels; the channels of the targets
+        it estimates."""
+        estimated = len(self.targets) - (self.output == "difference")
+        return self.audio_channels, estimated * self.audio_channels
+
+
+def fold_channels(
+    fn: Callable[[torch.Tensor], torch.Tensor], inputs: torch.Tensor, audio_channels: int
+) -> torch.Tensor:
+    """Run a model `fn`, `(n, audio_channels, *rest) -> (n, targets, audio_channels, *rest)`, on
+    `inputs` `(batch, channels, *rest)` of any channel count: as they are when the counts agree,
+    otherwise each channel on its own, copied to every network channel, outputs averaged.
+    Returns `(batch, targets, channels, *rest)`."""
+    batch, channels, *rest = inputs.shape
+    if channels == audio_channels:
+        return fn(inputs)
+    single = inputs.reshape(batch * channels, 1, *rest).expand(-1, audio_channels, *rest)
+    outputs = fn(single).mean(dim=2)  # (batch * channels, targets, *rest)
+    return outputs.reshape(batch, channels, -1, *rest).transpose(1, 2)
+
+
+class SeparationModel(CheckpointedModel):
+    """What every separation model shares: its config, network and checkpoint.
+
+    Subclasses set `model_type` (the name in checkpoints) and `config_class`, and are
+    registered in `MODEL_TYPES`.
+    """
+
+    task = TASK
+
+    def __init__(self, config: Any, architecture: str, network: Config) -> None:
+        super().__init__()
+        inputs, outputs = config.network_channels
+        if getattr(network, "in_channels", None) != inputs:
+            raise ConfigError(f"network in_channels must equal audio_channels ({inputs})")
         if getattr(network, "out_channels", None) != outputs:
-            raise ConfigError(f"network out_channels must be targets x audio_channels ({outputs})")
-        if getattr(network, "head", "mask") != "mask":
-            raise ConfigError("a spectrogram masking model needs a network with a 'mask' head")
+            raise ConfigError(
+                f"network out_channels must be {outputs} for {len(config.targets)} target(s) "
+                f"x {config.audio_channels} audio channel(s) of a {self.model_type} model"
+            )
         self.config = config
         self.architecture = architecture
         self.network_config = network
+
+    @classmethod
+    def _model_class(cls, model_type: Any) -> type[SeparationModel] | None:
+        """Called on a subclass, only that kind is accepted."""
+        if model_type not in MODEL_TYPES or not issubclass(MODEL_TYPES.get(model_type), cls):
+            return None
+        return MODEL_TYPES.get(model_type)
+
+
+class SpectrogramMaskModel(SeparationModel):
+    """Magnitude `(batch, audio_channels, band_bins, frames)` -> masks
+    `(batch, targets, audio_channels, band_bins, frames)` in [0, 1]."""
+
+    model_type = "spectrogram-mask"
+    config_class = SpectrogramModelConfig
+
+    def __init__(self, config: SpectrogramModelConfig, architecture: str, network: Config) -> None:
+        super().__init__(config, architecture, network)
+        if getattr(network, "head", "mask") != "mask":
+            raise ConfigError("a spectrogram masking model needs a network with a 'mask' head")
         # Per-bin affine input normalisation (as in Open-Unmix): lets training equalise the
         # strongly sloped music spectrum; starts as the identity.
         self.input_offset = nn.Parameter(torch.zeros(config.band_bins, 1))
@@ -117,41 +216,54 @@ class SpectrogramMaskModel(nn.Module):
         mask = self.network(features)  # (batch, targets * channels, bins, frames)
         return mask.reshape(batch, len(self.config.targets), channels, bins, frames)
 
-    # -- checkpoints -----------------------------------------------------------------------
 
-    def to_checkpoint(self, metadata: dict[str, Any] | None = None) -> Checkpoint:
-        return Checkpoint(
-            task=TASK,
-            architecture=self.architecture,
-            model_config=self.network_config.to_dict(),
-            task_config={"model_type": "spectrogram-mask", **self.config.to_dict()},
-            state_dict=self.state_dict(),
-            metadata=dict(metadata or {}),
+def waveform_context(config: WaveformModelConfig, network: Config) -> int:
+    """Samples a waveform model sees on both sides of what it outputs: `config.tile_context`,
+    or (0) the network's receptive field."""
+    if config.tile_context:
+        return config.tile_context
+    field = getattr(network, "receptive_field", None)
+    if field is None:
+        raise ConfigError(
+            f"{type(network).__name__} does not report its receptive field: set tile_context"
         )
-
-    def save(self, path: str | os.PathLike, metadata: dict[str, Any] | None = None) -> None:
-        save_checkpoint(self.to_checkpoint(metadata), path)
-
-    @classmethod
-    def from_checkpoint(
-        cls, checkpoint: Checkpoint, source: str | os.PathLike = "checkpoint"
-    ) -> SpectrogramMaskModel:
-        task_config = dict(checkpoint.task_config)
-        model_type = task_config.pop("model_type", None)
-        if model_type != "spectrogram-mask":
-            raise CheckpointError(f"{source}: unsupported model type {model_type!r}")
-        try:
-            config = SpectrogramModelConfig.from_dict(task_config)
-            network = network_config_class(checkpoint.architecture).from_dict(
-                checkpoint.model_config
-            )
-            model = cls(config, checkpoint.architecture, network)
-        except (VocalsepError, TypeError, ValueError) as error:
-            raise CheckpointError(f"{source}: invalid model configuration ({error})") from None
-        load_weights(model, checkpoint, source)
-        return model.eval()
+    return int(field)
 
 
-def load_model(path: str | os.PathLike) -> SpectrogramMaskModel:
-    """Load a separation model from a checkpoint file (weights only, no code is executed)."""
-    return SpectrogramMaskModel.from_checkpoint(load_checkpoint(path, task=TASK), path)
+class WaveformModel(SeparationModel):
+    """Mixture `(batch, audio_channels, samples)` -> stems `(batch, targets, audio_channels,
+    samples)` at `config.sample_rate`, from a 1-D network with a linear ("logits") head.
+
+    With `output = "difference"` the network estimates all targets but the last, and the last is
+    the mixture minus the others.
+    """
+
+    model_type = "waveform"
+    config_class = WaveformModelConfig
+
+    def __init__(self, config: WaveformModelConfig, architecture: str, network: Config) -> None:
+        super().__init__(config, architecture, network)
+        if getattr(network, "dims", 1) != 1:
+            raise ConfigError("a waveform model needs a 1-D network (dims = 1), e.g. 'waveunet'")
+        if getattr(network, "head", "logits") != "logits":
+            raise ConfigError("a waveform model needs a network with a linear ('logits') head")
+        self.context = waveform_context(config, network)  # samples seen on each side of a tile
+        self.network = build_network(architecture, network)
+
+    def forward(self, mixture: torch.Tensor) -> torch.Tensor:
+        batch, channels, samples = mixture.shape
+        stems = self.network(mixture).reshape(batch, -1, channels, samples)
+        if self.config.output == "difference":
+            stems = torch.cat([stems, (mixture - stems.sum(dim=1))[:, None]], dim=1)
+        return stems
+
+
+MODEL_TYPES: Registry[type[SeparationModel]] = Registry("model type")
+MODEL_TYPES.register(SpectrogramMaskModel.model_type, SpectrogramMaskModel)
+MODEL_TYPES.register(WaveformModel.model_type, WaveformModel)
+
+
+def load_model(path: str | os.PathLike) -> SeparationModel:
+    """Load a separation model (any registered kind) from a checkpoint file (weights only, no
+    code is executed)."""
+    return SeparationModel.from_checkpoint(load_checkpoint(path, task=TASK), path)

@@ -1,4 +1,5 @@
-"""The Separator: waveform -> STFT -> network masks -> masked STFT -> iSTFT -> stems.
+"""The Separator: waveform -> STFT -> network masks -> masked STFT -> iSTFT -> stems, or, for a
+waveform model, waveform -> network -> stems.
 
 Long inputs are processed as a stream of time-domain chunks (`StreamingOverlapAdd`), each with
 enough context on both sides that chunk boundaries leave no trace, so memory does not grow with
@@ -10,6 +11,12 @@ rate only to estimate the masks, which are then interpolated (in Hz and seconds)
 of the original signal with the same frame duration. Above the band the network sees (its
 `max_bin`, or the model's Nyquist frequency), the mask is extended, so the output is always
 full-band and, when the rates agree, no interpolation happens at all.
+
+A waveform model sees the mixture resampled to its rate, tiled over samples with its
+receptive field as context (so tiles join exactly), and its estimates are resampled back. It
+cannot hear above its Nyquist frequency: there its estimated stems are silent and the residual
+stem (the accompaniment, `mixture - vocals` at the input's rate) keeps all of the mixture, so
+the output is full-band too and the stems still sum to the input exactly.
 """
 
 from __future__ import annotations
@@ -21,11 +28,12 @@ from collections.abc import Callable, Iterable, Iterator
 import numpy as np
 import torch
 
+from ..core.errors import ConfigError
 from ..core.tiling import StreamingOverlapAdd, TilePlan, overlap_add
 from ..pretrained import resolve
 from .errors import InvalidAudioError
 from .io import check_audio, resample
-from .models import TASK, SpectrogramMaskModel, load_model
+from .models import TASK, SeparationModel, WaveformModel, fold_channels, load_model
 from .postfilter import wiener
 from .stft import STFT
 
@@ -50,6 +58,11 @@ def select_device(device: str | torch.device = "auto") -> torch.device:
     return torch.device(name)
 
 
+def _align(samples: int, unit: int) -> int:
+    """`samples` rounded up to a multiple of `unit`."""
+    return math.ceil(samples / unit) * unit
+
+
 def _interpolate(values: torch.Tensor, positions: torch.Tensor, dim: int) -> torch.Tensor:
     """Linear interpolation of `values` along `dim` at fractional `positions` (clamped)."""
     size = values.shape[dim]
@@ -64,15 +77,18 @@ def _interpolate(values: torch.Tensor, positions: torch.Tensor, dim: int) -> tor
 
 
 class Separator:
-    """Separate songs into `stems` with a spectrogram masking model.
+    """Separate songs into `stems` with a spectrogram masking model or a waveform model.
 
     Stems are the model's targets plus "accompaniment", which by default is
-    `mixture - sum(other stems)` so that the stems sum to the input exactly.
+    `mixture - sum(other stems)` so that the stems sum to the input exactly. A waveform model
+    with a "difference" output gives exactly its targets, the last being
+    `mixture - sum(other stems)` at the input's rate. The Wiener post-filter needs spectrogram
+    masks: asking for it with a waveform model is a `ConfigError`.
     """
 
     def __init__(
         self,
-        model: SpectrogramMaskModel,
+        model: SeparationModel,
         *,
         device: str | torch.device = "cpu",
         chunk_seconds: float = 30.0,
@@ -86,6 +102,12 @@ class Separator:
             raise ValueError("need chunk_seconds > 0 and 0 <= overlap_seconds < chunk_seconds")
         if wiener_iterations < 0:
             raise ValueError("wiener_iterations must be >= 0")
+        self.waveform = isinstance(model, WaveformModel)
+        if self.waveform and wiener_iterations:
+            raise ConfigError(
+                "the Wiener post-filter refines spectrogram masks and this is a waveform model; "
+                "separate without --wiener"
+            )
         self.wiener_iterations = int(wiener_iterations)
         self.device = select_device(device)
         self.model = model.to(self.device).eval()
@@ -95,8 +117,18 @@ class Separator:
         self.residual_accompaniment = (
             residual_accompaniment or ACCOMPANIMENT not in model.config.targets
         )
-        self._model_stft = STFT(self.config.stft)
         self._frame_shift = getattr(model.network_config, "shift_multiple", 1)
+        if self.waveform:
+            self._difference = model.config.output == "difference"
+            # Steps and context on the network's shift grid, so every tile samples the same
+            # strided grid of the song whatever the chunking.
+            overlap = self.config.tile_overlap
+            step = _align(self.config.tile_samples - overlap, self._frame_shift)
+            context = _align(model.context, self._frame_shift)
+            self._sample_plan = TilePlan(step + overlap, overlap, context)
+        else:
+            self._difference = False
+            self._model_stft = STFT(self.config.stft)
 
     @classmethod
     def from_pretrained(cls, name_or_path: str | os.PathLike | None = None, **kwargs) -> Separator:
@@ -109,13 +141,21 @@ class Separator:
 
     @property
     def stems(self) -> list[str]:
-        return [
-            *self.config.targets,
-            *([] if ACCOMPANIMENT in self.config.targets else [ACCOMPANIMENT]),
-        ]
+        extra = ACCOMPANIMENT in self.config.targets or self._difference
+        return [*self.config.targets, *([] if extra else [ACCOMPANIMENT])]
+
+    @property
+    def _residual_stem(self) -> str | None:
+        """The stem computed as `mixture - sum(other stems)` at the input's rate, if any."""
+        if self._difference:
+            return self.config.targets[-1]
+        return ACCOMPANIMENT if self.residual_accompaniment else None
 
     def min_samples(self, sample_rate: int) -> int:
-        """Shortest input (at `sample_rate`) that spans one full STFT frame of the model."""
+        """Shortest input (at `sample_rate`) that spans one full STFT frame of the model (one
+        sample for a waveform model)."""
+        if self.waveform:
+            return 1
         return math.ceil(self.config.stft.n_fft * sample_rate / self.config.sample_rate)
 
     # -- masks ---------------------------------------------------------------------------
@@ -129,18 +169,11 @@ class Separator:
         otherwise each channel on its own, copied to every network channel, masks averaged.
         """
         config = self.config
-        batch, channels, _, frames = magnitude.shape
         band = magnitude[:, :, : config.band_bins].to(self.device, torch.float32)
-        folded = channels != config.audio_channels
-        if folded:
-            band = band.reshape(batch * channels, 1, *band.shape[2:])
-            band = band.expand(-1, config.audio_channels, -1, -1)
         plan = TilePlan(config.tile_frames, config.tile_overlap, config.tile_context)
-        mask = overlap_add(self.model, band, [plan])
-        if folded:
-            mask = mask.mean(dim=2).reshape(batch, channels, len(config.targets), -1, frames)
-            mask = mask.transpose(1, 2)
-        return mask
+        return fold_channels(
+            lambda tile: overlap_add(self.model, tile, [plan]), band, config.audio_channels
+        )
 
     def _extension(self, band_mask: torch.Tensor) -> torch.Tensor:
         """Mask value above the band, per frame: `(..., band, frames)` -> `(..., 1, frames)`."""
@@ -185,6 +218,11 @@ class Separator:
         Returns `(targets, channels, bins, frames)` or `(batch, targets, channels, bins, frames)`
         in [0, 1], on the CPU, in the order of `config.targets`.
         """
+        if self.waveform:
+            raise ConfigError(
+                "predict_mask needs a spectrogram masking model; a waveform model predicts "
+                "the stems themselves (use separate)"
+            )
         magnitude = torch.as_tensor(magnitude)
         unbatched = magnitude.dim() == 3
         if unbatched:
@@ -202,9 +240,34 @@ class Separator:
 
     # -- waveforms -------------------------------------------------------------------------
 
-    @torch.inference_mode()
     def _separate_chunk(self, chunk: torch.Tensor, sample_rate: int) -> torch.Tensor:
         """One chunk: `(channels, samples)` -> target estimates `(targets, channels, samples)`."""
+        if self.waveform:
+            return self._waveform_chunk(chunk, sample_rate)
+        return self._masked_chunk(chunk, sample_rate)
+
+    @torch.inference_mode()
+    def _waveform_chunk(self, chunk: torch.Tensor, sample_rate: int) -> torch.Tensor:
+        """`_separate_chunk` of a waveform model: at the model's rate, tiled over samples."""
+        length = chunk.shape[-1]
+        mixture = chunk
+        if sample_rate != self.sample_rate:
+            mixture = torch.from_numpy(resample(chunk.numpy(), sample_rate, self.sample_rate))
+        estimates = fold_channels(
+            lambda tile: overlap_add(self.model, tile, [self._sample_plan]),
+            mixture[None].to(self.device, torch.float32),
+            self.config.audio_channels,
+        )[0].cpu()  # (targets, channels, model samples)
+        if sample_rate != self.sample_rate:
+            flat = estimates.reshape(-1, estimates.shape[-1]).numpy()
+            flat = resample(flat, self.sample_rate, sample_rate)[:, :length]
+            flat = np.pad(flat, [(0, 0), (0, length - flat.shape[-1])])  # rounding: +-1 sample
+            estimates = torch.from_numpy(flat).reshape(*estimates.shape[:2], length)
+        return estimates
+
+    @torch.inference_mode()
+    def _masked_chunk(self, chunk: torch.Tensor, sample_rate: int) -> torch.Tensor:
+        """`_separate_chunk` of a spectrogram model: STFT, masks, iSTFT."""
         length = chunk.shape[-1]
         if sample_rate == self.sample_rate:
             stft = self._model_stft
@@ -228,31 +291,35 @@ class Separator:
         return stft.inverse(estimates, length).cpu()
 
     def _chunk_plan(self, sample_rate: int) -> TilePlan:
-        """Time-domain chunking at `sample_rate`: the context covers the STFT window, the frame
-        tiling's context and the resampler's filter, and every chunk starts on the STFT frame
-        grid (of the input, and of the model after resampling, when the rates allow it), so a
+        """Time-domain chunking at `sample_rate`: the context covers the model's context (the
+        STFT window and the frame tiling's context, or a waveform model's receptive field) and
+        the resampler's filter, and every chunk starts on the model's grid (STFT frames or
+        samples, of the input and of the model after resampling, when the rates allow it), so a
         model with a bounded receptive field gives the same result chunked as in one pass
-        (given frame tiles whose step and context are multiples of the network's shift)."""
+        (given tiles whose step and context are multiples of the network's shift)."""
         config = self.config
         ratio = sample_rate / config.sample_rate
-        hop = config.stft.scaled(ratio).hop_length if ratio != 1 else config.stft.hop_length
+        margin = sample_rate // 100  # the resampler's filter, each way
+        if self.waveform:
+            hop = model_hop = 1
+            model_context = self._sample_plan.context
+            margin *= 2  # resampled there and back
+        else:
+            hop = config.stft.scaled(ratio).hop_length if ratio != 1 else config.stft.hop_length
+            model_hop = config.stft.hop_length
+            model_context = (config.tile_context + 2) * model_hop + config.stft.n_fft
         # Smallest shift that is a whole number of model hops after resampling, times the
         # network's own shift multiple (its strided layers sample a fixed grid of frames):
-        per_model_hop = sample_rate * config.stft.hop_length
+        per_model_hop = sample_rate * model_hop
         model_unit = per_model_hop // math.gcd(config.sample_rate, per_model_hop)
         unit = math.lcm(hop, model_unit * self._frame_shift)
         chunk = max(1, round(self.chunk_seconds * sample_rate))
         if unit > chunk // 2:  # rates too incommensurable: align to the input frames only
             unit = hop
-        model_context = (config.tile_context + 2) * config.stft.hop_length + config.stft.n_fft
-        context = math.ceil(model_context * ratio) + sample_rate // 100
-
-        def align(samples: int) -> int:
-            return math.ceil(samples / unit) * unit
-
-        chunk = align(chunk)
-        overlap = min(align(round(self.overlap_seconds * sample_rate)), chunk - unit)
-        return TilePlan(chunk, overlap, align(context))
+        context = math.ceil(model_context * ratio) + margin
+        chunk = _align(chunk, unit)
+        overlap = min(_align(round(self.overlap_seconds * sample_rate), unit), chunk - unit)
+        return TilePlan(chunk, overlap, _align(context, unit))
 
     def separate_blocks(
         self,
@@ -308,9 +375,10 @@ class Separator:
         pending[:] = [mixture[:, length:]] if mixture.shape[-1] > length else []
         mixture = mixture[:, :length]
         stems = {name: estimates[i].numpy() for i, name in enumerate(self.config.targets)}
-        if self.residual_accompaniment:
-            others = [value for name, value in stems.items() if name != ACCOMPANIMENT]
-            stems[ACCOMPANIMENT] = mixture - np.sum(others, axis=0)
+        residual = self._residual_stem
+        if residual is not None:
+            others = [value for name, value in stems.items() if name != residual]
+            stems[residual] = mixture - np.sum(others, axis=0)
         return stems
 
     def separate(

@@ -1,9 +1,13 @@
 """The audio-separation task for the modality-free trainer.
 
-Loss (Jansson et al. 2017): L1 between `mask x |mixture STFT|` and `|target STFT|` on the band
-the network sees, for every target. Validation reports that loss and the fast global SDR
-(`metrics.signal_to_distortion_ratio`, not BSSEval v4) of waveforms separated by the real
-inference path (`Separator`), so a validation number is what a user would get.
+Loss of a spectrogram model (Jansson et al. 2017): L1 (or `loss`) between
+`mask x |mixture STFT|` and `|target STFT|` on the band the network sees, for every target.
+Loss of a waveform model (Stoller et al. 2018): L1 or MSE between the estimated and the true
+stem waveforms, every target, leaving out the network's context at both ends of the example
+(where it would see zeros instead of music, which never happens when separating).
+Validation reports that loss and the fast global SDR (`metrics.signal_to_distortion_ratio`,
+not BSSEval v4) of waveforms separated by the real inference path (`Separator`), so a
+validation number is what a user would get.
 """
 
 from __future__ import annotations
@@ -31,7 +35,14 @@ from .datasets import (
     SynthesizedMixtures,
 )
 from .metrics import signal_to_distortion_ratio
-from .models import SpectrogramMaskModel, SpectrogramModelConfig
+from .models import (
+    MODEL_TYPES,
+    SeparationModel,
+    SpectrogramModelConfig,
+    WaveformModelConfig,
+    fold_channels,
+    waveform_context,
+)
 from .stft import STFT
 
 VALIDATION_SEED = 20170101  # fixed: the validation set never depends on the training seed
@@ -39,15 +50,22 @@ VALIDATION_SEED = 20170101  # fixed: the validation set never depends on the tra
 
 @dataclass(frozen=True)
 class SeparationTaskConfig(Config):
-    """model:     the spectrogram model (rate, STFT, band, targets, channels, compression).
-    preset:       a network preset of `vocalsep.core.unet.PRESETS` (e.g. "jansson2017") ...
+    """model_type: "spectrogram-mask" (the default) or "waveform": the kind of `model`.
+    model:        a `SpectrogramModelConfig` (rate, STFT, band, targets, channels, compression)
+                  or a `WaveformModelConfig` (rate, targets, channels, output, tiling).
+    preset:       a network preset of `vocalsep.core.unet.PRESETS` (e.g. "jansson2017",
+                  "waveunet") ...
     network:      ... with these fields replaced (e.g. {channels = [8, 16, 32]}).
     architecture: the registered architecture the preset builds ("unet").
     data:         where examples come from (see `DataConfig`).
-    loss:         a name in `vocalsep.core.losses.LOSSES` ("l1", "mse", "smooth_l1").
+    loss:         a name in `vocalsep.core.losses.LOSSES` ("l1", "mse", "smooth_l1"), on masked
+                  magnitudes (spectrogram models) or stem waveforms (waveform models).
     """
 
-    model: SpectrogramModelConfig = field(default_factory=SpectrogramModelConfig)
+    model_type: str = "spectrogram-mask"
+    model: SpectrogramModelConfig | WaveformModelConfig = field(
+        default_factory=SpectrogramModelConfig
+    )
     architecture: str = "unet"
     preset: str = "jansson2017"
     network: dict[str, Any] = field(default_factory=dict)
@@ -55,6 +73,13 @@ class SeparationTaskConfig(Config):
     loss: str = "l1"
 
     def __post_init__(self) -> None:
+        if self.model_type not in MODEL_TYPES:
+            raise ConfigError(
+                f"unknown model_type {self.model_type!r} (known: {MODEL_TYPES.names()})"
+            )
+        expected = MODEL_TYPES.get(self.model_type).config_class
+        if not isinstance(self.model, expected):
+            raise ConfigError(f"model_type {self.model_type!r} needs a {expected.__name__}")
         if self.preset not in PRESETS:
             raise ConfigError(f"unknown preset {self.preset!r} (known: {PRESETS.names()})")
         if self.loss not in LOSSES:
@@ -64,36 +89,58 @@ class SeparationTaskConfig(Config):
                 "model.audio_channels must be 1 (channels separately) or data.channels"
             )
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> SeparationTaskConfig:
+        """As `Config.from_dict`, reading `model` with the config class of `model_type`."""
+        if isinstance(data, dict):
+            model_type = data.get("model_type", cls.model_type)
+            model = data.get("model", {})
+            if model_type in MODEL_TYPES and isinstance(model, dict):
+                config_class = MODEL_TYPES.get(model_type).config_class
+                data = {**data, "model": config_class.from_dict(model)}
+        return super().from_dict(data)
+
 
 def _stack(examples: list[dict[str, np.ndarray]]) -> dict[str, torch.Tensor]:
     return {key: torch.from_numpy(np.stack([e[key] for e in examples])) for key in examples[0]}
 
 
 class SeparationTask:
-    """Trains a `SpectrogramMaskModel` from `SeparationTaskConfig` (see `vocalsep.train.Task`)."""
+    """Trains a separation model (spectrogram or waveform) from `SeparationTaskConfig` (see
+    `vocalsep.train.Task`)."""
 
     def __init__(
         self, config: SeparationTaskConfig, *, progress: Callable[[str], None] | None = None
     ) -> None:
         self.config = config
         self.progress = progress
-        self.stft = STFT(config.model.stft)
+        self.waveform = config.model_type == "waveform"
         self.loss_fn = LOSSES.get(config.loss)
         self._validation: list[dict[str, np.ndarray]] | None = None
+        self.margin = 0  # samples at both ends of an example that a waveform loss leaves out
+        if self.waveform:
+            self.margin = waveform_context(config.model, self.network_config())
+            rate = config.model.sample_rate
+            if round(config.data.segment_seconds * rate) <= 2 * self.margin:
+                raise ConfigError(
+                    f"data.segment_seconds must exceed twice the network's context "
+                    f"({2 * self.margin / rate:.2f} s): the loss leaves it out at both ends; "
+                    "use longer segments or a shallower network"
+                )
+        else:
+            self.stft = STFT(config.model.stft)
 
     # -- model ---------------------------------------------------------------------------------
 
-    def build_model(self) -> SpectrogramMaskModel:
-        model = self.config.model
-        network = preset(
-            self.config.preset,
-            **{
-                **self.config.network,
-                "in_channels": model.audio_channels,
-                "out_channels": len(model.targets) * model.audio_channels,
-            },
-        )
-        return SpectrogramMaskModel(model, self.config.architecture, network)
+    def network_config(self) -> Config:
+        """The network's config: the preset with `network` and the model's channels."""
+        in_channels, out_channels = self.config.model.network_channels
+        overrides = {"in_channels": in_channels, "out_channels": out_channels}
+        return preset(self.config.preset, **{**self.config.network, **overrides})
+
+    def build_model(self) -> SeparationModel:
+        model_class = MODEL_TYPES.get(self.config.model_type)
+        return model_class(self.config.model, self.config.architecture, self.network_config())
 
     def checkpoint(self, model: nn.Module, metadata: dict[str, Any]) -> Checkpoint:
         return model.to_checkpoint({**metadata, "task_config": self.config.to_dict()})
@@ -178,17 +225,22 @@ class SeparationTask:
         targets = torch.stack(
             [self.stft(batch[name]).abs()[..., :band, :] for name in config.targets], dim=1
         )
-        batch_size, channels = mixture.shape[:2]
-        if config.audio_channels == 1 and channels > 1:  # each channel on its own
-            mask = model(mixture.reshape(batch_size * channels, 1, *mixture.shape[2:]))
-            mask = mask.reshape(batch_size, channels, len(config.targets), *mask.shape[-2:])
-            mask = mask.transpose(1, 2)
-        else:
-            mask = model(mixture)
+        mask = fold_channels(model, mixture, config.audio_channels)
         return mask * mixture[:, None], targets
 
+    def _stems(self, model: nn.Module, batch: dict[str, torch.Tensor]):
+        """(estimated, target) waveforms `(batch, targets, channels, samples)` without the
+        `margin` samples at both ends."""
+        config = self.config.model
+        estimates = fold_channels(model, batch["mixture"], config.audio_channels)
+        targets = torch.stack([batch[name] for name in config.targets], dim=1)
+        samples = targets.shape[-1]
+        margin = min(self.margin, (samples - 1) // 2)  # validation tracks may be shorter
+        keep = slice(margin, samples - margin)
+        return estimates[..., keep], targets[..., keep]
+
     def loss(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        estimate, target = self._masked(model, batch)
+        estimate, target = (self._stems if self.waveform else self._masked)(model, batch)
         return self.loss_fn(estimate.float(), target.float())
 
     def validate(

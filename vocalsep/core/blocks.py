@@ -6,6 +6,7 @@ Every factory takes `dims` (1: tensors `(batch, channels, length)`, 2: tensors
 
 from __future__ import annotations
 
+import torch
 from torch import nn
 
 from .errors import ConfigError
@@ -56,6 +57,38 @@ def conv_transpose(
         output_padding=stride - 1,
         bias=bias,
     )
+
+
+class LearnedInterpolation(nn.Module):
+    """Upsampling by `stride` along every spatial axis, onto the grid that keeping every
+    `stride`-th sample (decimation) samples: input sample j lands on j * stride and the
+    `stride - 1` new samples after it mix it with sample j + 1 by per-channel weights in (0, 1).
+
+    The weights are learned (Stoller et al. 2018, "learned upsampling") and start as linear
+    interpolation. The last sample is repeated past the end.
+    `(B, channels, *n) -> (B, channels, *(n * stride))`.
+    """
+
+    def __init__(self, dims: int, channels: int, stride: int) -> None:
+        super().__init__()
+        _check_dims(dims)
+        self.stride = stride
+        fraction = torch.arange(1, stride, dtype=torch.float32) / stride  # linear interpolation
+        logits = torch.log(fraction / (1 - fraction))
+        # One weight per axis, channel and new sample; sigmoid keeps them in (0, 1).
+        self.logits = nn.Parameter(logits.expand(dims, channels, stride - 1).clone())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for axis, logits in enumerate(self.logits):
+            x = self._along(x.movedim(axis + 2, -1), logits).movedim(-1, axis + 2)
+        return x
+
+    def _along(self, x: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
+        """Upsample the last axis of `x` `(B, channels, ..., n)` with weights `(channels, s-1)`."""
+        following = torch.cat([x[..., 1:], x[..., -1:]], dim=-1)
+        weight = torch.sigmoid(logits).reshape(-1, *[1] * (x.dim() - 2), self.stride - 1)
+        new = x[..., None] + (following - x)[..., None] * weight  # (B, C, ..., n, s - 1)
+        return torch.cat([x[..., None], new], dim=-1).flatten(-2)
 
 
 def norm(kind: str, dims: int, channels: int) -> nn.Module:

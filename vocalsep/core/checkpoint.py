@@ -22,12 +22,12 @@ import pickle
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 
 from .._version import __version__
-from .errors import CheckpointError
+from .errors import CheckpointError, VocalsepError
 
 FORMAT = "vocalsep-checkpoint"
 FORMAT_VERSION = 1
@@ -140,3 +140,59 @@ def load_weights(
         raise CheckpointError(
             f"{source}: weights do not match the model described in the file ({reason})"
         ) from None
+
+
+class CheckpointedModel(torch.nn.Module):
+    """A model made of a task config and a registered network, saved as one checkpoint.
+
+    Subclasses set `task` and `model_type` (both written into the checkpoint) and
+    `config_class`, are built as `cls(config, architecture, network_config)` and keep those
+    three as `config`, `architecture` and `network_config`. A family of model types can
+    override `_model_class` to pick the subclass a checkpoint names.
+    """
+
+    task: ClassVar[str]
+    model_type: ClassVar[str]
+    config_class: ClassVar[type]
+    config: Any
+    architecture: str
+    network_config: Any
+
+    @classmethod
+    def _model_class(cls, model_type: Any) -> type[CheckpointedModel] | None:
+        return cls if model_type == cls.model_type else None
+
+    def to_checkpoint(self, metadata: dict[str, Any] | None = None) -> Checkpoint:
+        return Checkpoint(
+            task=self.task,
+            architecture=self.architecture,
+            model_config=self.network_config.to_dict(),
+            task_config={"model_type": self.model_type, **self.config.to_dict()},
+            # channels_last weights are saved in the plain layout
+            state_dict={name: value.contiguous() for name, value in self.state_dict().items()},
+            metadata=dict(metadata or {}),
+        )
+
+    def save(self, path: str | os.PathLike, metadata: dict[str, Any] | None = None) -> None:
+        save_checkpoint(self.to_checkpoint(metadata), path)
+
+    @classmethod
+    def from_checkpoint(cls, checkpoint: Checkpoint, source: str | os.PathLike = "checkpoint"):
+        """The model a checkpoint describes, in eval mode (CheckpointError if it cannot be)."""
+        from .unet import network_config_class
+
+        task_config = dict(checkpoint.task_config)
+        model_type = task_config.pop("model_type", None)
+        model_class = cls._model_class(model_type)
+        if model_class is None:
+            raise CheckpointError(f"{source}: unsupported model type {model_type!r}")
+        try:
+            config = model_class.config_class.from_dict(task_config)
+            network = network_config_class(checkpoint.architecture).from_dict(
+                checkpoint.model_config
+            )
+            model = model_class(config, checkpoint.architecture, network)
+        except (VocalsepError, TypeError, ValueError) as error:
+            raise CheckpointError(f"{source}: invalid model configuration ({error})") from None
+        load_weights(model, checkpoint, source)
+        return model.eval()

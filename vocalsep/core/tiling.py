@@ -69,12 +69,16 @@ class TilePlan:
         return weights
 
 
-def overlap_add(fn: TileFn, inputs: torch.Tensor, plans: Sequence[TilePlan]) -> torch.Tensor:
+def overlap_add(
+    fn: TileFn, inputs: torch.Tensor, plans: Sequence[TilePlan], *, pad_mode: str = "constant"
+) -> torch.Tensor:
     """Apply `fn` tile by tile over the last `len(plans)` axes of `inputs` and blend the tiles.
 
     `fn` maps a tile `(*lead, *tile_shape)` to `(*out_lead, *tile_shape)`: the tiled axes keep
-    their size, the leading axes may change (e.g. input channels -> output masks). Tiles are cut
-    with zero padding outside the input. Returns `(*out_lead, *inputs.shape[-len(plans):])`.
+    their size, the leading axes may change (e.g. input channels -> output masks). Outside the
+    input, tiles see `pad_mode` padding (`torch.nn.functional.pad`'s modes: "constant" is
+    zeros; "replicate" repeats the edge, which needs `inputs` of `len(plans) + 1` or
+    `len(plans) + 2` dims). Returns `(*out_lead, *inputs.shape[-len(plans):])`.
     """
     dims = len(plans)
     if dims == 0 or dims > inputs.dim():
@@ -88,7 +92,7 @@ def overlap_add(fn: TileFn, inputs: torch.Tensor, plans: Sequence[TilePlan]) -> 
     padding: list[int] = []
     for plan, size, cover in reversed(list(zip(plans, sizes, covered, strict=True))):
         padding += [plan.context, cover - size + plan.context]
-    padded = F.pad(inputs, padding)
+    padded = F.pad(inputs, padding, mode=pad_mode)
     windows = [plan.window(inputs.dtype, inputs.device) for plan in plans]
 
     output = weight_sum = None

@@ -21,7 +21,7 @@ from .errors import ConfigError
 from .registry import Registry
 
 DOWNSAMPLES = ("conv", "decimate")
-UPSAMPLES = ("transposed", "interpolate")
+UPSAMPLES = ("transposed", "interpolate", "learned")
 SKIPS = ("concat", "add", "none")
 HEADS = ("mask", "logits")
 
@@ -34,8 +34,10 @@ class EncoderDecoderConfig(Config):
     channels:            encoder widths; the depth is `len(channels)`.
     downsample:          "conv" (strided conv) or "decimate" (stride-1 conv, keep every
                          stride-th sample, as in Wave-U-Net).
-    upsample:            "transposed" (transposed conv) or "interpolate" ((bi)linear upsampling,
-                         skip fusion, then a stride-1 conv, as in Wave-U-Net).
+    upsample:            "transposed" (transposed conv), "interpolate" ((bi)linear upsampling,
+                         skip fusion, then a stride-1 conv) or "learned" (interpolation on the
+                         decimation grid with learned per-channel weights that start linear,
+                         then skip fusion and a stride-1 conv, as in Wave-U-Net).
     up_kernel_size:      decoder kernel; 0 means `kernel_size`.
     decoder_dropout:     dropout per decoder level, deepest first; missing levels get none and
                          the last layer never has any when it emits the output.
@@ -45,6 +47,10 @@ class EncoderDecoderConfig(Config):
     head_kernel_size:    0: the last decoder layer emits `out_channels` directly; k > 0: it
                          emits `channels[0]` features and a size-k conv maps them to the output.
     input_skip:          concatenate the network input to the features before the conv head.
+    convs_per_level:     convolutions per encoder and decoder level. 1: the strided (or
+                         up-) conv alone; n > 1 adds n - 1 stride-1 conv blocks after the
+                         encoder's strided conv and after the decoder's skip fusion, as in
+                         Ronneberger et al.'s U-Net (needs a conv head).
     """
 
     dims: int = 2
@@ -66,6 +72,7 @@ class EncoderDecoderConfig(Config):
     head: str = "mask"
     head_kernel_size: int = 0
     input_skip: bool = False
+    convs_per_level: int = 1
 
     def __post_init__(self) -> None:
         choices = {
@@ -100,6 +107,10 @@ class EncoderDecoderConfig(Config):
             raise ConfigError(f"bottleneck_channels must be >= 0, got {self.bottleneck_channels}")
         if self.input_skip and not self.head_kernel_size:
             raise ConfigError("input_skip needs a conv head (head_kernel_size > 0)")
+        if self.convs_per_level < 1:
+            raise ConfigError(f"convs_per_level must be >= 1, got {self.convs_per_level}")
+        if self.convs_per_level > 1 and not self.head_kernel_size:
+            raise ConfigError("convs_per_level > 1 needs a conv head (head_kernel_size > 0)")
         _decoder_widths(self)  # checks that the skip fusions fit
 
     @property
@@ -112,9 +123,31 @@ class EncoderDecoderConfig(Config):
         edges); other shifts change the strided sampling grid and so the output."""
         return self.stride**self.depth
 
+    @property
+    def receptive_field(self) -> int:
+        """How far, in input samples along each axis, an output can depend on the input (an
+        upper bound, away from the edges): a window of the input with this much context on
+        both sides, starting at a multiple of `shift_multiple`, reproduces the whole-input
+        result there exactly (with local or no norms, in eval mode)."""
+        stride = self.stride
+        down = self.kernel_size // 2
+        up = (self.up_kernel_size or self.kernel_size) // 2
+        # Samples of resolution r_k between an upsampled sample and the inputs it mixes:
+        reach = {"transposed": 0, "interpolate": -(-3 * stride // 2), "learned": stride - 1}
+        extra = self.convs_per_level - 1  # encoder extras at r_{k+1} at most, decoder's at r_k
+        field = self.head_kernel_size // 2
+        for level in range(self.depth):
+            field += (down + up + reach[self.upsample] + extra * down) * stride**level
+            field += extra * down * stride ** (level + 1)
+        if self.bottleneck_channels:
+            field += down * stride**self.depth
+        return field
 
-def _decoder_widths(config: EncoderDecoderConfig) -> tuple[list[tuple[int, int]], int]:
-    """(input, output) widths of each decoder conv, deepest first, and the final feature width.
+
+def _decoder_widths(config: EncoderDecoderConfig) -> tuple[list[tuple[int, int, int]], int]:
+    """Widths of each decoder level, deepest first, as (input, output, refined) of its first
+    conv, where `refined` is the width entering the level's extra convs (`convs_per_level`),
+    and the final feature width.
 
     Raises ConfigError where an "add" fusion would meet different widths, or where a skip would
     be fused after a last layer that already emits the output.
@@ -141,10 +174,11 @@ def _decoder_widths(config: EncoderDecoderConfig) -> tuple[list[tuple[int, int]]
         if c.upsample == "transposed":
             if k == 0 and skips[0] and not c.head_kernel_size:
                 raise ConfigError("a skip at full resolution needs head_kernel_size > 0")
-            plan.append((width, out))
-            width = fuse(out, skips[k], k)
+            fused = fuse(out, skips[k], k)
+            plan.append((width, out, fused))
+            width = out if c.convs_per_level > 1 else fused
         else:
-            plan.append((fuse(width, skips[k], k), out))
+            plan.append((fuse(width, skips[k], k), out, out))
             width = out
     return plan, width
 
@@ -158,9 +192,13 @@ class EncoderDecoder(nn.Module):
         plan, width = _decoder_widths(c)
         bias = c.norm == "none"  # a following norm's shift makes a conv bias redundant
         down_stride = c.stride if c.downsample == "conv" else 1
+        extra = c.convs_per_level - 1
         self.encoder = nn.ModuleList(
             self._block(
-                blocks.conv(c.dims, i, o, c.kernel_size, down_stride, bias), o, c.encoder_activation
+                blocks.conv(c.dims, i, o, c.kernel_size, down_stride, bias),
+                o,
+                c.encoder_activation,
+                extra=extra,
             )
             for i, o in pairwise([c.in_channels, *c.channels])
         )
@@ -170,8 +208,16 @@ class EncoderDecoder(nn.Module):
             conv = blocks.conv(c.dims, width_in, width_out, c.kernel_size, bias=bias)
             self.bottleneck = self._block(conv, width_out, c.encoder_activation)
         self.decoder = nn.ModuleList()
+        # The extra convs of each decoder level (after the skip fusion); absent when
+        # convs_per_level is 1, so that such networks keep their parameter names.
+        self.refine = nn.ModuleList() if extra else None
         up_kernel = c.up_kernel_size or c.kernel_size
-        for level, (i, o) in enumerate(plan):
+        self.upsamplers = nn.ModuleList()  # "learned" only: one per decoder level
+        upsampled = c.bottleneck_channels or c.channels[-1]  # width entering the deepest level
+        for level, (i, o, refined) in enumerate(plan):
+            if c.upsample == "learned":
+                self.upsamplers.append(blocks.LearnedInterpolation(c.dims, upsampled, c.stride))
+                upsampled = o
             last = level == c.depth - 1 and not c.head_kernel_size
             if c.upsample == "transposed":
                 conv = blocks.conv_transpose(c.dims, i, o, up_kernel, c.stride, bias or last)
@@ -181,18 +227,33 @@ class EncoderDecoder(nn.Module):
             self.decoder.append(
                 conv if last else self._block(conv, o, c.decoder_activation, dropout)
             )
+            if self.refine is not None:
+                first = blocks.conv(c.dims, refined, o, c.kernel_size, bias=bias)
+                self.refine.append(self._block(first, o, c.decoder_activation, extra=extra - 1))
         self.head = None
         if c.head_kernel_size:
             width += c.in_channels if c.input_skip else 0
             self.head = blocks.conv(c.dims, width, c.out_channels, c.head_kernel_size)
 
     def _block(
-        self, conv: nn.Module, channels: int, activation: str, dropout: float = 0.0
+        self,
+        conv: nn.Module,
+        channels: int,
+        activation: str,
+        dropout: float = 0.0,
+        extra: int = 0,
     ) -> nn.Sequential:
-        """conv -> norm -> activation (-> dropout)."""
+        """conv -> norm -> activation, then `extra` times stride-1 conv -> norm -> activation
+        (-> dropout)."""
         c = self.config
         layers = [conv, blocks.norm(c.norm, c.dims, channels)]
         layers.append(blocks.activation(activation, c.negative_slope))
+        for _ in range(extra):
+            layers.append(
+                blocks.conv(c.dims, channels, channels, c.kernel_size, bias=c.norm == "none")
+            )
+            layers.append(blocks.norm(c.norm, c.dims, channels))
+            layers.append(blocks.activation(activation, c.negative_slope))
         return nn.Sequential(*layers, *([nn.Dropout(dropout)] if dropout else []))
 
     def _fuse(self, x: torch.Tensor, skip: torch.Tensor | None) -> torch.Tensor:
@@ -224,12 +285,17 @@ class EncoderDecoder(nn.Module):
         if self.bottleneck is not None:
             x = self.bottleneck(x)
         mode = "linear" if c.dims == 1 else "bilinear"
-        for block, skip in zip(self.decoder, reversed(skips), strict=True):
+        for level, (block, skip) in enumerate(zip(self.decoder, reversed(skips), strict=True)):
             if c.upsample == "transposed":
                 x = self._fuse(block(x), skip)
             else:
-                x = F.interpolate(x, scale_factor=c.stride, mode=mode, align_corners=False)
+                if c.upsample == "learned":
+                    x = self.upsamplers[level](x)
+                else:
+                    x = F.interpolate(x, scale_factor=c.stride, mode=mode, align_corners=False)
                 x = block(self._fuse(x, skip))
+            if self.refine is not None:
+                x = self.refine[level](x)
         if self.head is not None:
             x = self.head(torch.cat([x, inputs], dim=1) if c.input_skip else x)
         if c.head == "mask":
@@ -292,9 +358,40 @@ def _fcn(**overrides: Any) -> EncoderDecoderConfig:
     return EncoderDecoderConfig.from_dict({**_JANSSON2017, "skip": "add", **overrides})
 
 
+_STOLLER2018: dict[str, Any] = {
+    "dims": 1,
+    "channels": tuple(24 * level for level in range(1, 13)),
+    "kernel_size": 15,
+    "stride": 2,
+    "downsample": "decimate",
+    "upsample": "learned",
+    "up_kernel_size": 5,
+    "norm": "none",
+    "encoder_activation": "leaky_relu",
+    "decoder_activation": "leaky_relu",
+    "negative_slope": 0.2,
+    "decoder_dropout": (),
+    "skip": "concat",
+    "bottleneck_channels": 24 * 13,
+    "head": "logits",
+    "head_kernel_size": 1,
+    "input_skip": True,
+}
+
+
+def _waveunet(**overrides: Any) -> EncoderDecoderConfig:
+    """Stoller, Ewert and Dixon (2018), "Wave-U-Net": 12 levels of a size-15 conv and
+    decimation by 2 with 24 more features per level, a size-15 bottleneck, learned-interpolation
+    upsampling, skip concatenation and a size-5 conv per level, leaky ReLU and no norms; the
+    input is concatenated to the last features and a size-1 conv gives the output. The output is
+    linear (the paper uses tanh), so loud inputs are not clipped."""
+    return EncoderDecoderConfig.from_dict({**_STOLLER2018, **overrides})
+
+
 PRESETS: Registry[Callable[..., EncoderDecoderConfig]] = Registry("preset")
 PRESETS.register("jansson2017", _jansson2017)
 PRESETS.register("fcn", _fcn)
+PRESETS.register("waveunet", _waveunet)
 
 
 def preset(name: str, **overrides: Any) -> EncoderDecoderConfig:
