@@ -76,6 +76,11 @@ def main() -> None:
 
     audio, rate = load_audio(args.song)
     start, stop = int(args.start * rate), int((args.start + args.seconds) * rate)
+    if start >= audio.shape[-1]:
+        duration = audio.shape[-1] / rate
+        raise SystemExit(
+            f"--start {args.start} s is past the end of {args.song} ({duration:.1f} s)"
+        )
     audio = audio[:, start:stop]
     separator = api.load_separator(args.model, device="cpu", wiener_iterations=args.wiener)
     stems = separator.separate(audio, rate)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 from collections.abc import Sequence
 
@@ -206,6 +207,10 @@ def _separate(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def _raise_keyboard_interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt
+
+
 def _train(args: argparse.Namespace) -> int:
     from pathlib import Path
 
@@ -222,6 +227,8 @@ def _train(args: argparse.Namespace) -> int:
                 print(path)
             return 0
         out = Path(args.out) if args.out else Path("runs") / Path(args.config).stem
+        # `kill PID` (SIGTERM) stops a run like Ctrl-C: last.ckpt is saved for --resume.
+        signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
         result = api.train(
             args.config,
             out,

@@ -91,7 +91,10 @@ def test_train_then_separate(toy, tmp_path, capsys):
     assert code == 0, err
 
 
-def test_ctrl_c_saves_last_and_exits_130(toy, tmp_path):
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_ctrl_c_or_sigterm_saves_last_and_exits_130(toy, tmp_path, stop):
+    # SIGTERM is what `kill PID` sends, and the only way to stop a run started in the
+    # background from a script (such jobs ignore SIGINT).
     run = tmp_path / "run"
     command = [sys.executable, "-m", "vocalsep", "train", str(TINY), *data_args(toy)]
     command += ["--set", "trainer.steps=100000", "--set", "trainer.log_every=1"]
@@ -107,7 +110,7 @@ def test_ctrl_c_saves_last_and_exits_130(toy, tmp_path):
     deadline = time.time() + 120
     while time.time() < deadline and (not log.exists() or len(log.read_text().splitlines()) < 3):
         time.sleep(0.2)
-    process.send_signal(signal.SIGINT)
+    process.send_signal(stop)
     _, stderr = process.communicate(timeout=120)
     assert process.returncode == 130, stderr
     lines = stderr.strip().splitlines()
