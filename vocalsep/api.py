@@ -132,10 +132,12 @@ def plan_jobs(
     filename: str = DEFAULT_FILENAME,
     format: str = "wav",
     overwrite: bool = False,
+    verb: str = "separated",
 ) -> list[Job]:
     """Expand folders (recursively, skipping `out_dir`) and check every input before any work:
     missing paths, folders without audio, the same file twice, outputs that would replace an
-    input, collide with another input's outputs, or exist already (unless `overwrite`)."""
+    input, collide with another input's outputs, or exist already (unless `overwrite`).
+    `verb` says what is done to an input in messages ("separated", "segmented")."""
     exclude = Path(out_dir).resolve()
     jobs: list[Job] = []
     for item in inputs:
@@ -157,7 +159,7 @@ def plan_jobs(
             continue
         real = job.input.resolve()
         if real in seen_inputs:
-            job.error = f"{job.input} was given more than once; it is separated only once"
+            job.error = f"{job.input} was given more than once; it is {verb} only once"
         else:
             seen_inputs[real] = job.input
 
@@ -517,7 +519,13 @@ def plan_segment_jobs(
             )
         files += found
     jobs = plan_jobs(
-        files, out_dir, SEGMENT_OUTPUTS, filename=filename, format="png", overwrite=overwrite
+        files,
+        out_dir,
+        SEGMENT_OUTPUTS,
+        filename=filename,
+        format="png",
+        overwrite=overwrite,
+        verb="segmented",
     )
     return folder_errors + jobs
 

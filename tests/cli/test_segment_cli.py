@@ -79,6 +79,13 @@ def test_segment_bad_inputs_are_one_line_errors(model_file, images, tmp_path, ca
     # A good image next to a bad one is still segmented.
     code, _, errors = call(capsys, "segment", fake, images, "--model", model_file, "-o", out)
     assert code == 1 and len(errors) == 1 and (out / "photo0_overlay.png").exists()
+    # The same image twice: segmented once, and the message speaks of images.
+    photo = images / "photo1.jpg"
+    code, _, errors = call(
+        capsys, "segment", photo, photo, "--model", model_file, "-o", tmp_path / "twice"
+    )
+    assert code == 1 and len(errors) == 1 and "segmented only once" in errors[0], errors
+    assert (tmp_path / "twice" / "photo1_labels.png").exists()
 
 
 @pytest.mark.skipif(
