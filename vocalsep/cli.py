@@ -474,7 +474,7 @@ def _add_segment_parser(commands) -> None:
         "--model",
         default=None,
         metavar="NAME|PATH",
-        help="shipped model name or checkpoint file (default: the CamVid model, once shipped)",
+        help="shipped model name or checkpoint file (default: camvid-unet, CamVid street scenes)",
     )
     segment.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
     segment.add_argument(

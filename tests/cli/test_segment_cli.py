@@ -7,7 +7,7 @@ from imaging import make_segmentation_model, scene, write_dataset
 from PIL import Image
 from support import digest
 
-from vocalsep import pretrained
+from vocalsep import api, pretrained
 from vocalsep.cli import main
 
 
@@ -88,13 +88,24 @@ def test_segment_bad_inputs_are_one_line_errors(model_file, images, tmp_path, ca
     assert (tmp_path / "twice" / "photo1_labels.png").exists()
 
 
-@pytest.mark.skipif(
-    "image-segmentation" in pretrained.DEFAULT_MODELS, reason="a default image model is shipped"
-)
-def test_segment_without_a_model_says_none_is_installed(images, capsys):
+def test_segment_without_a_model_says_none_is_installed(images, capsys, monkeypatch):
+    monkeypatch.delitem(pretrained.DEFAULT_MODELS, "image-segmentation", raising=False)
     code, _, errors = call(capsys, "segment", images)
     assert code == 1 and len(errors) == 1
     assert "camvid-unet" in errors[0] and "--model PATH" in errors[0]
+
+
+@pytest.mark.skipif(
+    "image-segmentation" not in pretrained.DEFAULT_MODELS, reason="no default image model"
+)
+def test_segment_without_a_model_uses_the_shipped_default(images, tmp_path, capsys):
+    out = tmp_path / "out"
+    code, _, errors = call(capsys, "segment", images / "photo0.jpg", "-o", out)
+    assert code == 0 and not errors
+    labels = np.asarray(Image.open(out / "photo0_labels.png"))
+    default = pretrained.DEFAULT_MODELS["image-segmentation"]
+    classes = len(api.load_segmentation_model(default, device="cpu").config.class_names)
+    assert labels.shape == (30, 40) and labels.max() < classes
 
 
 def test_evaluate_image_errors(model_file, tmp_path, capsys):

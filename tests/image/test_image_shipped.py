@@ -1,5 +1,5 @@
-"""Shipped image models (none yet: `camvid-unet` is added once trained, see
-recipes/camvid/README.md): size, safe loading, and the CamVid acceptance scores."""
+"""Shipped image models (`camvid-unet`, trained with recipes/camvid): size, safe loading,
+and the CamVid acceptance scores."""
 
 from pathlib import Path
 

@@ -33,8 +33,19 @@ MODELS: dict[str, PretrainedModel] = {
         "output; dev SDR 8.95/12.30 dB; research / non-commercial use",
         card="vocalsep-small.md",
     ),
+    "camvid-unet": PretrainedModel(
+        name="camvid-unet",
+        filename="camvid-unet.ckpt",
+        task="image-segmentation",
+        summary="street scenes, CamVid's 11 classes, 2-D U-Net (2.8 M); CamVid val mIoU 64.2 / "
+        "global acc. 90.3; research / non-commercial use",
+        card="camvid-unet.md",
+    ),
 }
-DEFAULT_MODELS: dict[str, str] = {"audio-separation": "vocalsep-small"}  # task -> default
+DEFAULT_MODELS: dict[str, str] = {  # task -> default
+    "audio-separation": "vocalsep-small",
+    "image-segmentation": "camvid-unet",
+}
 
 
 def _package_file(filename: str) -> Path:
