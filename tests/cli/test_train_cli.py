@@ -118,3 +118,49 @@ def test_ctrl_c_or_sigterm_saves_last_and_exits_130(toy, tmp_path, stop):
     state = load_checkpoint(run / "last.ckpt").training_state
     logged = [json.loads(line)["step"] for line in log.read_text().splitlines()]
     assert state["step"] >= max(logged) >= 3
+
+
+def test_sigterm_to_trainer_and_loader_worker_saves_last(toy, tmp_path):
+    # `pkill -f "vocalsep train ..."` signals the DataLoader worker as well as the trainer (the
+    # worker has the same command line). The worker must not die first and turn the
+    # interruption into "DataLoader worker ... killed by signal".
+    run = tmp_path / "run"
+    command = [sys.executable, "-m", "vocalsep", "train", str(TINY), *data_args(toy)]
+    command += ["--set", "trainer.steps=100000", "--set", "trainer.log_every=1"]
+    command += ["--set", "trainer.num_workers=1", "--out", str(run), "--no-progress"]
+    process = subprocess.Popen(
+        command,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+        start_new_session=True,  # its own process group: killpg reaches it and its worker only
+    )
+    log = run / "log.jsonl"
+    deadline = time.time() + 120
+    while time.time() < deadline and (not log.exists() or len(log.read_text().splitlines()) < 3):
+        time.sleep(0.2)
+    group = os.getpgid(process.pid)
+    members = [
+        pid
+        for pid in map(int, filter(str.isdigit, os.listdir("/proc")))
+        if _process_group(pid) == group
+    ]
+    assert len(members) >= 2, "the run has no loader worker to signal"
+    os.killpg(group, signal.SIGTERM)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 130, stderr
+    lines = stderr.strip().splitlines()
+    assert len(lines) == 1 and "interrupted at step" in lines[0], stderr
+    assert load_checkpoint(run / "last.ckpt").training_state["step"] >= 3
+    deadline = time.time() + 30  # the worker goes too: nothing of the group is left behind
+    while time.time() < deadline and any(_process_group(pid) == group for pid in members):
+        time.sleep(0.2)
+    assert not any(_process_group(pid) == group for pid in members)
+
+
+def _process_group(pid: int) -> int | None:
+    try:
+        return os.getpgid(pid)
+    except (ProcessLookupError, PermissionError):
+        return None

@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import signal
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -129,6 +130,17 @@ class _StepSampler(Sampler[list[int]]):
 
 
 # -- optimisation -----------------------------------------------------------------------------
+
+
+def _loader_worker_init(worker_id: int) -> None:
+    """DataLoader workers ignore SIGTERM: only the trainer decides when they stop.
+
+    `pkill -f "vocalsep train ..."` matches the workers too (they share the command line).
+    A worker killed first would make the trainer fail with "DataLoader worker ... killed by
+    signal" instead of saving `last.ckpt`; ignoring the signal lets the trainer handle it as
+    an interruption and shut its workers down itself (a worker also exits on its own once
+    the trainer is gone)."""
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
 
 def build_optimizer(config: OptimizerConfig, parameters) -> torch.optim.Optimizer:
@@ -390,6 +402,7 @@ class Trainer:
             pin_memory=device.type == "cuda",
             persistent_workers=False,
             prefetch_factor=4 if trainer.num_workers else None,
+            worker_init_fn=_loader_worker_init if trainer.num_workers else None,
         )
         bar = None
         if self.progress and self.dist.main:
