@@ -131,6 +131,26 @@ def make_musdb_hq(root, names=("Artist - One", "Artist - Two"), seconds=1.0):
     return root
 
 
+def make_musdb_stems(root, names=("Artist - One", "Artist - Two"), seconds=1.0):
+    """A tiny MUSDB18 layout as distributed: root/test/<track>.stem.mp4, five AAC streams in
+    the stems order (mixture, drums, bass, other, vocals), encoded with ffmpeg from the wav
+    stems of `make_musdb_hq` (which it writes to root/wav and returns as the second value)."""
+    import subprocess
+
+    wav = make_musdb_hq(Path(root) / "wav", names, seconds)
+    (Path(root) / "test").mkdir(parents=True, exist_ok=True)
+    for name in names:
+        order = ["mixture", "drums", "bass", "other", "vocals"]
+        command = ["ffmpeg", "-v", "error", "-y"]
+        for stem in order:
+            command += ["-i", str(wav / "test" / name / f"{stem}.wav")]
+        for index in range(len(order)):
+            command += ["-map", str(index)]
+        command += ["-c:a", "aac", "-b:a", "256k", str(Path(root) / "test" / f"{name}.stem.mp4")]
+        subprocess.run(command, check=True, capture_output=True)
+    return Path(root), wav
+
+
 def write_musdb_wav(root, names, rate=44100, seconds=2.0):
     """A MUSDB18-HQ-shaped folder (decoded-wav layout) of synthesized stems."""
     for index, name in enumerate(names):

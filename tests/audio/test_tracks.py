@@ -6,7 +6,7 @@ import sys
 import numpy as np
 import pytest
 import soundfile as sf
-from support import make_musdb_hq, synth_stems, write_track, write_wav
+from support import make_musdb_hq, make_musdb_stems, synth_stems, write_track, write_wav
 
 from vocalsep.audio.errors import AudioDecodeError
 from vocalsep.audio.io import resample
@@ -166,6 +166,34 @@ def test_musdb_tracks(tmp_path):
     other, _ = sf.read(root / "test" / "Artist - One" / "other.wav", dtype="float32")
     np.testing.assert_allclose(audio["accompaniment"], (drums + bass + other).T, atol=1e-4)
     assert load_track(tracks[0], sample_rate=22050)["vocals"].shape == (2, 22050)
+
+
+@needs_musdb
+def test_musdb_stem_mp4(tmp_path):
+    # MUSDB18 as distributed: one .stem.mp4 per track, decoded by musdb/stempeg with ffmpeg.
+    pytest.importorskip("musdb")
+    root, wav = make_musdb_stems(tmp_path / "musdb")
+    tracks = musdb_tracks(root, subset="test")
+    assert [track.name for track in tracks] == ["Artist - One", "Artist - Two"]
+    assert track_sample_rate(tracks[0]) == 44100
+    audio = load_track(tracks[0])
+    assert sorted(audio) == ["accompaniment", "mixture", "vocals"]
+    for value in audio.values():
+        assert value.dtype == np.float32 and value.shape[0] == 2
+        assert abs(value.shape[1] - 44100) <= 2048, value.shape  # AAC frames round the length
+    folder = wav / "test" / "Artist - One"
+    reference = {
+        "vocals": sf.read(folder / "vocals.wav", dtype="float32")[0].T,
+        "accompaniment": sum(
+            sf.read(folder / f"{stem}.wav", dtype="float32")[0].T
+            for stem in ("drums", "bass", "other")
+        ),
+    }
+    for stem, expected in reference.items():
+        n = min(expected.shape[1], audio[stem].shape[1])
+        error = audio[stem][:, :n] - expected[:, :n]
+        snr = 10 * np.log10(np.sum(expected[:, :n] ** 2) / np.sum(error**2))
+        assert snr > 15, (stem, snr)  # the right streams, aligned (lossy AAC, not exact)
 
 
 def test_musdb_errors(tmp_path, monkeypatch):

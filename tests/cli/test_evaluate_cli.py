@@ -8,7 +8,7 @@ import sys
 
 import numpy as np
 import pytest
-from support import make_musdb_hq, synth_stems, write_track, write_wav
+from support import make_musdb_hq, make_musdb_stems, synth_stems, write_track, write_wav
 
 from vocalsep.cli import main
 
@@ -122,6 +122,16 @@ def test_musdb18_hq(tmp_path, capsys):
     assert "MUSDB18-HQ test" in out and "Artist - One" in out
     assert "DIFFERENT TEST DATA" in out  # 2 tracks are not the 50-track test set
     assert (tmp_path / "json" / "test" / "Artist - Two.json").is_file()
+
+
+@pytest.mark.skipif(shutil.which("ffprobe") is None, reason="musdb reads audio via ffmpeg")
+def test_musdb18_stem_mp4(tmp_path, capsys):
+    pytest.importorskip("musdb")
+    root, _ = make_musdb_stems(tmp_path / "musdb", names=("Artist - One",), seconds=1.5)
+    args = ["evaluate", "--dataset", "musdb18", "--root", root, "--baseline", "irm"]
+    code, out, err = call(capsys, *args)
+    assert code == 0, err
+    assert "MUSDB18 test" in out and "MUSDB18-HQ" not in out and "Artist - One" in out
 
 
 def test_overwrite(dataset, tmp_path, capsys):
