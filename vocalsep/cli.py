@@ -283,6 +283,11 @@ def _add_evaluate_parser(commands) -> None:
     )
     evaluate.add_argument("--model", default=None, metavar="NAME|PATH", help="model to score")
     evaluate.add_argument(
+        "--flip",
+        action="store_true",
+        help="--task image: average the logits of each image and its mirror (as segment --flip)",
+    )
+    evaluate.add_argument(
         "--baseline",
         default=None,
         choices=["irm", "mixture"],
@@ -373,6 +378,9 @@ def _evaluate(args: argparse.Namespace) -> int:
 
     if args.task == "image":
         return _evaluate_images(args)
+    if args.flip:
+        _error("--flip: only for --task image (mirror averaging of segmentation logits)")
+        return 2
     chosen = [flag for flag in ("model", "baseline", "estimates") if getattr(args, flag)]
     if len(chosen) != 1:
         given = " and ".join(f"--{flag}" for flag in chosen) or "none"
@@ -429,7 +437,9 @@ def _evaluate_images(args: argparse.Namespace) -> int:
     given = [name for name, default in _AUDIO_ONLY.items() if getattr(args, name) != default]
     if given:
         flags = ", ".join(f"--{name}" for name in given)
-        _error(f"{flags}: only for --task audio; --task image takes --root, --model, --filter")
+        _error(
+            f"{flags}: only for --task audio; --task image takes --root, --model, --filter, --flip"
+        )
         return 2
     scores = _with_bar(
         "image",
@@ -440,6 +450,7 @@ def _evaluate_images(args: argparse.Namespace) -> int:
             names=args.filter,
             max_images=args.tracks,
             device=args.device,
+            flip=args.flip,
             progress=progress,
         ),
     )
@@ -485,6 +496,12 @@ def _add_segment_parser(commands) -> None:
         "{ext} (png) and {parent} (default: {track}_{stem}.{ext})",
     )
     segment.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+    segment.add_argument(
+        "--flip",
+        action="store_true",
+        help="also predict on the mirrored image and average (twice the time, a little more "
+        "accurate)",
+    )
     segment.set_defaults(func=_segment)
 
 
@@ -508,7 +525,11 @@ def _segment(args: argparse.Namespace) -> int:
             continue
         try:
             written = api.segment_file(
-                job.input, model=model, overwrite=args.overwrite, outputs=job.outputs
+                job.input,
+                model=model,
+                overwrite=args.overwrite,
+                outputs=job.outputs,
+                flip=args.flip,
             )
         except VocalsepError as error:
             _error(error)

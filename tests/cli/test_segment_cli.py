@@ -59,6 +59,11 @@ def test_segment_writes_labels_and_overlay(model_file, images, tmp_path, capsys)
         capsys, "segment", images / "photo0.jpg", "--model", model_file, "-o", out, "--overwrite"
     )
     assert code == 0 and not errors and digest(out / "photo0_labels.png") == stamp
+    code, _, errors = call(
+        capsys, "segment", images / "photo0.jpg", "--model", model_file, "-o", out / "flip",
+        "--flip",
+    )  # fmt: skip
+    assert code == 0 and not errors and (out / "flip" / "photo0_labels.png").is_file()
 
 
 def test_segment_bad_inputs_are_one_line_errors(model_file, images, tmp_path, capsys):
@@ -120,6 +125,12 @@ def test_evaluate_image_errors(model_file, tmp_path, capsys):
         "--baseline", "irm",
     )  # fmt: skip
     assert code == 2 and len(errors) == 1 and "--baseline" in errors[0]
+    code, out, errors = call(
+        capsys, "evaluate", "--task", "image", "--root", root, "--model", model_file, "--flip"
+    )
+    assert code == 0 and not errors and "(2 images)" in out
+    code, _, errors = call(capsys, "evaluate", "--root", root, "--baseline", "irm", "--flip")
+    assert code == 2 and len(errors) == 1 and "--flip: only for --task image" in errors[0]
     (root / "labels" / "1.png").unlink()
     code, _, errors = call(
         capsys, "evaluate", "--task", "image", "--root", root, "--model", model_file

@@ -32,19 +32,29 @@ def tile_plans(model: SegmentationModel, height: int, width: int) -> list[TilePl
     return plans
 
 
-def predict_logits(model: SegmentationModel, images: torch.Tensor) -> torch.Tensor:
+def predict_logits(
+    model: SegmentationModel, images: torch.Tensor, *, flip: bool = False
+) -> torch.Tensor:
     """Images `(batch, channels, height, width)` in [0, 1] -> logits
     `(batch, classes, height, width)`, tile by tile (call under `torch.no_grad()`, in eval
-    mode)."""
+    mode). `flip`: test-time augmentation, the mean of the logits of the images and of their
+    left-right mirrors (mirrored back); twice the time."""
     plans = tile_plans(model, *images.shape[-2:])
-    return overlap_add(model, images, plans, pad_mode="replicate")
+    logits = overlap_add(model, images, plans, pad_mode="replicate")
+    if flip:
+        mirrored = overlap_add(model, images.flip(-1), plans, pad_mode="replicate")
+        logits = 0.5 * (logits + mirrored.flip(-1))
+    return logits
 
 
 @torch.no_grad()
-def predict_labels(model: SegmentationModel, image: np.ndarray) -> np.ndarray:
-    """Class indices `uint8 (height, width)` of an image `uint8 (height, width, channels)`."""
+def predict_labels(
+    model: SegmentationModel, image: np.ndarray, *, flip: bool = False
+) -> np.ndarray:
+    """Class indices `uint8 (height, width)` of an image `uint8 (height, width, channels)`;
+    `flip` as in `predict_logits`."""
     device = next(model.parameters()).device
-    logits = predict_logits(model, to_tensor(image)[None].to(device))
+    logits = predict_logits(model, to_tensor(image)[None].to(device), flip=flip)
     return logits[0].argmax(0).to(torch.uint8).cpu().numpy()
 
 
