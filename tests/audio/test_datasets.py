@@ -140,6 +140,40 @@ def test_compressor_narrows_dynamics_and_keeps_rms():
     assert gap_db(out) < 12.0  # both halves above threshold: 20 dB / 4 ~ 5 dB, some release
 
 
+def test_bus_compression_ducks_every_source_with_the_mix():
+    rng = np.random.default_rng(0)
+    t = np.arange(2 * RATE) / RATE
+    vocals = (0.1 * np.sin(2 * np.pi * 330 * t))[None].astype(np.float32)  # steady level
+    # Loud accompaniment in the first second, quiet in the second: 20 dB apart.
+    music = (np.sin(2 * np.pi * 110 * t) * np.where(t < 1, 0.5, 0.05))[None].astype(np.float32)
+    out_vocals, out_music = augment.bus_compress(
+        [vocals, music], rng, RATE, ratio=(4.0, 4.0), depth_db=(24.0, 24.0)
+    )
+    mixture, out_mixture = vocals + music, out_vocals + out_music
+    assert augment.rms(out_mixture) == pytest.approx(augment.rms(mixture), rel=1e-3)
+    # One gain curve for both: the ratio of the sources is unchanged at every sample ...
+    valid = (np.abs(vocals) > 1e-3) & (np.abs(music) > 1e-3)
+    np.testing.assert_allclose(
+        out_vocals[valid] / vocals[valid], out_music[valid] / music[valid], rtol=1e-3
+    )
+
+    def gap_db(x):
+        return 20 * np.log10(augment.rms(x[:, : RATE // 2]) / augment.rms(x[:, -RATE // 2 :]))
+
+    # ... so the steady vocals are ducked in the loud passage, and the mix is narrowed.
+    assert gap_db(vocals) == pytest.approx(0.0, abs=0.1)
+    assert gap_db(out_vocals) < -6.0
+    assert gap_db(out_mixture) < gap_db(mixture) - 8.0
+
+
+def test_bus_compression_in_synthesized_mixtures(toy):
+    plain, bussed = synthesized(toy), synthesized(toy, augment=AugmentConfig(p_bus_compress=1.0))
+    for index in range(4):
+        a, b = plain[index], bussed[index]
+        np.testing.assert_allclose(b["mixture"], b["vocals"] + b["accompaniment"], atol=1e-6)
+        assert not np.allclose(a["accompaniment"], b["accompaniment"], atol=1e-4)
+
+
 def test_saturation_adds_harmonics_and_keeps_rms():
     rng = np.random.default_rng(0)
     t = np.arange(RATE) / RATE

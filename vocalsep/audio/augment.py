@@ -114,16 +114,16 @@ def reverb(
     return out.astype(np.float32)
 
 
-def compress(
+def compressor_gain(
     audio: np.ndarray,
     rng: np.random.Generator,
     sample_rate: int,
     ratio: tuple[float, float] = (2.0, 8.0),
     depth_db: tuple[float, float] = (6.0, 20.0),
 ) -> np.ndarray:
-    """A feed-forward RMS compressor on the channel sum: the threshold sits `depth_db` below
-    the loudest 10 ms block, levels above it are divided by `ratio`, with a 5-30 ms attack and
-    50-300 ms release; make-up gain restores the input RMS."""
+    """The gain curve `(samples,)` of a feed-forward RMS compressor listening to the channel
+    sum of `audio`: the threshold sits `depth_db` below the loudest 10 ms block, levels above
+    it are divided by `ratio`, with a 5-30 ms attack and 50-300 ms release."""
     channels, samples = audio.shape
     block = max(1, sample_rate // 100)
     blocks = -(-samples // block)
@@ -141,9 +141,37 @@ def compress(
         current = coefficient * current + (1 - coefficient) * target
         gain[index] = current
     centres = (np.arange(blocks) + 0.5) * block
-    curve = 10 ** (np.interp(np.arange(samples), centres, gain) / 20)
-    out = audio * curve[None].astype(np.float32)
+    return (10 ** (np.interp(np.arange(samples), centres, gain) / 20)).astype(np.float32)
+
+
+def compress(
+    audio: np.ndarray,
+    rng: np.random.Generator,
+    sample_rate: int,
+    ratio: tuple[float, float] = (2.0, 8.0),
+    depth_db: tuple[float, float] = (6.0, 20.0),
+) -> np.ndarray:
+    """`audio` through the compressor of `compressor_gain`; make-up gain restores the input
+    RMS."""
+    out = audio * compressor_gain(audio, rng, sample_rate, ratio, depth_db)[None]
     return (out * (rms(audio) / rms(out))).astype(np.float32)
+
+
+def bus_compress(
+    sources: list[np.ndarray],
+    rng: np.random.Generator,
+    sample_rate: int,
+    ratio: tuple[float, float] = (2.0, 6.0),
+    depth_db: tuple[float, float] = (4.0, 14.0),
+) -> list[np.ndarray]:
+    """Mix-bus ("mastering") compression: one gain curve, computed from the mixture (the sum
+    of `sources`), applied to every source, as a compressor on a finished mix acts on all of
+    it. The sources still sum to the compressed mixture, whose RMS is that of the input mix;
+    loud passages (drum hits, a full chorus) duck the vocals with them."""
+    mixture = np.sum(sources, axis=0)
+    curve = compressor_gain(mixture, rng, sample_rate, ratio, depth_db)[None]
+    scale = rms(mixture) / max(rms(mixture * curve), 1e-12)
+    return [(source * curve * scale).astype(np.float32) for source in sources]
 
 
 def saturate(

@@ -222,7 +222,9 @@ class AugmentConfig(Config):
     (rate in 1 +- stretch, p_stretch), random EQ (+-eq_db, p_eq), synthetic reverb (p_reverb),
     panning of mono sources within +-max_pan; "production": compression (p_compress), soft
     saturation (p_saturate) and a doubled take (p_double). Accompaniment: random EQ
-    (p_eq_accompaniment), a second layered excerpt (p_layer). Both: stereo channel swap, level.
+    (p_eq_accompaniment), a second layered excerpt (p_layer). Both: stereo channel swap, level,
+    and mix-bus compression of the finished mixture (p_bus_compress: one gain curve from the
+    mixture applied to both stems, so they still sum to it).
     """
 
     p_pitch: float = 0.5
@@ -238,6 +240,7 @@ class AugmentConfig(Config):
     p_compress: float = 0.0
     p_saturate: float = 0.0
     p_double: float = 0.0
+    p_bus_compress: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -422,6 +425,11 @@ class SynthesizedMixtures(ExampleSource):
             vocals = self._vocal(rng)
             level = 10 ** (rng.uniform(*config.vocal_level_db) / 20)
             vocals = vocals * (level * augment.rms(accompaniment) / augment.rms(vocals))
+        bus = config.augment.p_bus_compress
+        if bus and rng.random() < bus:
+            vocals, accompaniment = augment.bus_compress(
+                [vocals, accompaniment], rng, self.sample_rate
+            )
         return _normalised(vocals, accompaniment, rng, config.mixture_peak)
 
 
