@@ -1,10 +1,15 @@
 """The Separator: waveform -> STFT -> network masks -> masked STFT -> iSTFT -> stems, or, for a
 waveform model, waveform -> network -> stems.
 
-Long inputs are processed as a stream of time-domain chunks (`StreamingOverlapAdd`), each with
-enough context on both sides that chunk boundaries leave no trace, so memory does not grow with
-the length of the song. Inside a chunk the network runs on magnitude tiles over frames
-(`overlap_add`).
+Long inputs are processed as a stream of time-domain chunks (`StreamingOverlapAdd`), so memory
+does not grow with the length of the song. Inside a chunk the network runs on magnitude tiles
+over frames (`overlap_add`). Chunks overlap and are cross-faded, and each sees the STFT window
+and the frame tiles' context on both sides. A model whose receptive field fits in its tiles'
+context (a waveform model; `tile_context` large enough) therefore gives the same output chunked
+as in one pass. A spectrogram model with tiles narrower than its receptive field (the shipped
+ones: 128-frame tiles, no context) does not: its tiles start anew in every chunk, so the output
+changes a little with `chunk_seconds`. On SiSEC "Roads" (44.1 kHz), the vocals' global SDR is
+7.10 dB in one pass, 7.04 dB in 7 s chunks and 6.86 dB in 3 s chunks; keep the default 30 s.
 
 The masks are applied at the *input's* sample rate: the mixture is resampled to the model's
 rate only to estimate the masks, which are then interpolated (in Hz and seconds) onto an STFT
