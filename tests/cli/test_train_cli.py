@@ -91,13 +91,13 @@ def test_train_then_separate(toy, tmp_path, capsys):
     assert code == 0, err
 
 
-@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
-def test_ctrl_c_or_sigterm_saves_last_and_exits_130(toy, tmp_path, stop):
-    # SIGTERM is what `kill PID` sends, and the only way to stop a run started in the
-    # background from a script (such jobs ignore SIGINT).
-    run = tmp_path / "run"
+def _start_endless_run(toy, run, *overrides, **popen):
+    """`vocalsep train` of the tiny recipe in a subprocess, with `--set overrides`, returned
+    once it has logged 3 steps (or after 120 s)."""
     command = [sys.executable, "-m", "vocalsep", "train", str(TINY), *data_args(toy)]
     command += ["--set", "trainer.steps=100000", "--set", "trainer.log_every=1"]
+    for override in overrides:
+        command += ["--set", override]
     command += ["--out", str(run), "--no-progress"]
     process = subprocess.Popen(
         command,
@@ -105,11 +105,22 @@ def test_ctrl_c_or_sigterm_saves_last_and_exits_130(toy, tmp_path, stop):
         stderr=subprocess.PIPE,
         text=True,
         env={**os.environ, "OMP_NUM_THREADS": "1"},
+        **popen,
     )
     log = run / "log.jsonl"
     deadline = time.time() + 120
     while time.time() < deadline and (not log.exists() or len(log.read_text().splitlines()) < 3):
         time.sleep(0.2)
+    return process
+
+
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_ctrl_c_or_sigterm_saves_last_and_exits_130(toy, tmp_path, stop):
+    # SIGTERM is what `kill PID` sends, and the only way to stop a run started in the
+    # background from a script (such jobs ignore SIGINT).
+    run = tmp_path / "run"
+    process = _start_endless_run(toy, run)
+    log = run / "log.jsonl"
     process.send_signal(stop)
     _, stderr = process.communicate(timeout=120)
     assert process.returncode == 130, stderr
@@ -125,21 +136,8 @@ def test_sigterm_to_trainer_and_loader_worker_saves_last(toy, tmp_path):
     # worker has the same command line). The worker must not die first and turn the
     # interruption into "DataLoader worker ... killed by signal".
     run = tmp_path / "run"
-    command = [sys.executable, "-m", "vocalsep", "train", str(TINY), *data_args(toy)]
-    command += ["--set", "trainer.steps=100000", "--set", "trainer.log_every=1"]
-    command += ["--set", "trainer.num_workers=1", "--out", str(run), "--no-progress"]
-    process = subprocess.Popen(
-        command,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "OMP_NUM_THREADS": "1"},
-        start_new_session=True,  # its own process group: killpg reaches it and its worker only
-    )
-    log = run / "log.jsonl"
-    deadline = time.time() + 120
-    while time.time() < deadline and (not log.exists() or len(log.read_text().splitlines()) < 3):
-        time.sleep(0.2)
+    # Its own process group: killpg reaches the trainer and its worker only.
+    process = _start_endless_run(toy, run, "trainer.num_workers=1", start_new_session=True)
     group = os.getpgid(process.pid)
     members = [
         pid
