@@ -23,6 +23,7 @@ import torch
 from .audio.errors import AudioWriteError, InvalidAudioError
 from .audio.io import AUDIO_EXTENSIONS, AudioWriter, open_audio
 from .audio.separator import Separator
+from .core.config import FieldError
 from .core.errors import ConfigError, VocalsepError
 from .train.config import RunConfig
 from .train.trainer import TrainResult
@@ -287,13 +288,21 @@ def build_task(run: RunConfig, *, progress: Callable[[str], None] | None = None)
     if run.task == "segmentation":
         from .image.training import SegmentationTask, SegmentationTaskConfig
 
-        config = SegmentationTaskConfig.from_dict(run.task_config)
+        config = _task_config(SegmentationTaskConfig, run.task_config)
         return SegmentationTask(config, progress=progress)
     from .audio.training import SeparationTask, SeparationTaskConfig
 
     if run.task != "separation":
         raise ConfigError(f"unknown task {run.task!r}; known: separation, segmentation")
-    return SeparationTask(SeparationTaskConfig.from_dict(run.task_config), progress=progress)
+    return SeparationTask(_task_config(SeparationTaskConfig, run.task_config), progress=progress)
+
+
+def _task_config(config_class, data: dict):
+    """`config_class.from_dict(data)`, naming a mistyped field from `task_config` down."""
+    try:
+        return config_class.from_dict(data)
+    except FieldError as error:
+        raise FieldError(("task_config", *error.path), error.reason) from None
 
 
 def train(

@@ -50,6 +50,12 @@ def call(capsys, *args):
         ([TINY, "--set", "nonsense"], "KEY=VALUE"),
         ([TINY, "--set", "task_config.data.synthesized.vocals=[{path='/nowhere'}]"], "/nowhere"),
         ([TINY, "--set", "task_config.preset='nope'"], "unknown preset"),
+        (
+            [TINY, "--set", "task_config.data.synthesized.augment.p_eq='x'"],
+            "task_config.data.synthesized.augment.p_eq: expected a number, got 'x'",
+        ),
+        ([TINY, "--set", "trainer.steps=2.5"], "trainer.steps: expected an integer, got 2.5"),
+        ([TINY, "--set", "task_config.model.stft.n_fft='512'"], "model.stft.n_fft: expected an"),
     ],
 )
 def test_bad_configs_give_one_line(tmp_path, capsys, args, phrase):

@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from ..core.checkpoint import Checkpoint
-from ..core.config import Config
+from ..core.config import Config, FieldError
 from ..core.errors import ConfigError
 from ..core.losses import LOSSES
 from ..core.unet import PRESETS, preset
@@ -97,7 +97,10 @@ class SeparationTaskConfig(Config):
             model = data.get("model", {})
             if model_type in MODEL_TYPES and isinstance(model, dict):
                 config_class = MODEL_TYPES.get(model_type).config_class
-                data = {**data, "model": config_class.from_dict(model)}
+                try:
+                    data = {**data, "model": config_class.from_dict(model)}
+                except FieldError as error:
+                    raise FieldError(("model", *error.path), error.reason) from None
         return super().from_dict(data)
 
 

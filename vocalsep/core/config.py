@@ -21,29 +21,94 @@ def _plain(value: Any) -> Any:
     return value
 
 
+class FieldError(ConfigError):
+    """A value of the wrong type; `path` names the field from the outermost config down."""
+
+    def __init__(self, path: tuple[str, ...], reason: str) -> None:
+        self.path, self.reason = path, reason
+        where = "".join(part if part.startswith("[") else f".{part}" for part in path)
+        super().__init__(f"{where.lstrip('.')}: {reason}" if path else reason)
+
+
+def _describe(value: Any) -> str:
+    text = repr(value)
+    text = text if len(text) <= 40 else text[:37] + "..."
+    return f"{text} ({type(value).__name__})"
+
+
+def _name(annotation: Any) -> str:
+    if isinstance(annotation, type) and issubclass(annotation, Config):
+        return "a table"
+    if typing.get_origin(annotation) is tuple or annotation is tuple:
+        return "a list"
+    names = {bool: "true or false", int: "an integer", float: "a number", str: "a string"}
+    return names.get(annotation, getattr(annotation, "__name__", str(annotation)))
+
+
 def _coerce(annotation: Any, value: Any) -> Any:
-    """Turn lists back into tuples and dicts back into nested configs, following the annotation."""
+    """Check `value` against the annotation (bool, int, float, str, tuples, nested configs and
+    unions of them) and convert it: lists become tuples, dicts nested configs, ints floats where
+    a float is expected. A value of the wrong type raises `FieldError`; annotations it does not
+    know (Any, dict, tensors) pass the value through."""
     origin = typing.get_origin(annotation)
     if origin in (typing.Union, types.UnionType):
+        options = [option for option in typing.get_args(annotation) if option is not type(None)]
         if value is None:
-            return None
-        for option in typing.get_args(annotation):
-            if option is type(None):
-                continue
+            if len(options) < len(typing.get_args(annotation)):
+                return None
+            raise FieldError((), f"expected {' or '.join(map(_name, options))}, got None")
+        errors = []
+        for option in options:
             try:
                 return _coerce(option, value)
-            except (TypeError, ConfigError):
-                continue
-        return value
-    if isinstance(annotation, type) and issubclass(annotation, Config) and isinstance(value, dict):
+            except (TypeError, ConfigError) as error:
+                errors.append(error)
+        if len(errors) == 1:
+            raise errors[0]
+        raise FieldError((), f"expected {' or '.join(map(_name, options))}, got {_describe(value)}")
+    if isinstance(annotation, type) and issubclass(annotation, Config):
+        if isinstance(value, annotation):
+            return value
+        if not isinstance(value, dict):
+            raise FieldError(
+                (), f"expected a table of {annotation.__name__}, got {_describe(value)}"
+            )
         return annotation.from_dict(value)
-    if origin is tuple and isinstance(value, (list, tuple)):
+    if origin is tuple or annotation is tuple:
+        if not isinstance(value, (list, tuple)):
+            raise FieldError((), f"expected a list, got {_describe(value)}")
         args = typing.get_args(annotation)
+        if not args:
+            return tuple(value)
         if len(args) == 2 and args[1] is Ellipsis:
-            return tuple(_coerce(args[0], item) for item in value)
-        return tuple(value)
-    if annotation is float and isinstance(value, int) and not isinstance(value, bool):
+            items = [(args[0], item) for item in value]
+        elif len(args) != len(value):
+            raise FieldError((), f"expected a list of {len(args)} items, got {_describe(value)}")
+        else:
+            items = list(zip(args, value, strict=True))
+        coerced = []
+        for index, (item_annotation, item) in enumerate(items):
+            try:
+                coerced.append(_coerce(item_annotation, item))
+            except FieldError as error:
+                raise FieldError((f"[{index}]", *error.path), error.reason) from None
+        return tuple(coerced)
+    if annotation is bool:
+        if not isinstance(value, bool):
+            raise FieldError((), f"expected true or false, got {_describe(value)}")
+        return value
+    if annotation is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise FieldError((), f"expected an integer, got {_describe(value)}")
+        return value
+    if annotation is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise FieldError((), f"expected a number, got {_describe(value)}")
         return float(value)
+    if annotation is str:
+        if not isinstance(value, str):
+            raise FieldError((), f"expected a string, got {_describe(value)}")
+        return value
     return value
 
 
@@ -63,7 +128,12 @@ class Config:
         unknown = sorted(set(data) - names)
         if unknown:
             raise ConfigError(f"{cls.__name__}: unknown field(s) {', '.join(unknown)}")
-        values = {key: _coerce(hints[key], value) for key, value in data.items()}
+        values = {}
+        for key, value in data.items():
+            try:
+                values[key] = _coerce(hints[key], value)
+            except FieldError as error:
+                raise FieldError((key, *error.path), error.reason) from None
         try:
             return cls(**values)
         except TypeError as error:
