@@ -124,3 +124,45 @@ def test_replicate_padding_reproduces_a_padded_whole_input():
     tiled = overlap_add(fn, image, plans, pad_mode="replicate")
     assert torch.allclose(tiled, expected, atol=1e-5)
     assert not torch.allclose(overlap_add(fn, image, plans), expected, atol=1e-3)
+
+
+def tile_mean(tile: torch.Tensor) -> torch.Tensor:
+    """A "model" whose every output depends on the whole tile."""
+    return tile - tile.mean(dim=-1, keepdim=True)
+
+
+@pytest.mark.parametrize("offset", [0, 7, 20, 45, 100])
+def test_origins_put_an_excerpt_on_the_whole_signal_tiles(offset):
+    torch.manual_seed(0)
+    signal = torch.randn(3, 400)
+    plan = TilePlan(tile=30, overlap=10, context=4)
+    whole = overlap_add(tile_mean, signal, [plan])
+    excerpt = overlap_add(tile_mean, signal[:, offset:], [plan], origins=[offset])
+    assert excerpt.shape == signal[:, offset:].shape
+    # Positions whose tiles (step 20, with their context) all lie inside the excerpt agree.
+    first_clean = ((offset + plan.context + plan.step - 1) // plan.step) * plan.step
+    first_clean += plan.overlap  # ... past the overlap with the tile before it
+    last_clean = 400 - plan.tile - plan.context  # the whole signal's zero padding at the end
+    torch.testing.assert_close(
+        excerpt[:, first_clean - offset : last_clean - offset],
+        whole[:, first_clean:last_clean],
+        rtol=0,
+        atol=1e-6,
+    )
+    if offset % plan.step:  # without the origin, the excerpt's tiles fall elsewhere
+        plain = overlap_add(tile_mean, signal[:, offset:], [plan])
+        assert not torch.allclose(plain[:, first_clean - offset :], whole[:, first_clean:])
+
+
+def test_stream_passes_positions():
+    seen = []
+
+    def fn(tile, start):
+        seen.append((start, tile.shape[-1]))
+        return tile
+
+    stream = StreamingOverlapAdd(fn, TilePlan(tile=10, overlap=2, context=3), positions=True)
+    out = [stream.push(torch.arange(25.0)[None]), stream.finish()]
+    joined = torch.cat([o for o in out if o is not None], dim=-1)[0]
+    torch.testing.assert_close(joined, torch.arange(25.0))
+    assert [start for start, _ in seen] == [-3, 5, 13]  # kept [0, 10), [8, 18), [16, 25)

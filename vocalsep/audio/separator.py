@@ -3,13 +3,13 @@ waveform model, waveform -> network -> stems.
 
 Long inputs are processed as a stream of time-domain chunks (`StreamingOverlapAdd`), so memory
 does not grow with the length of the song. Inside a chunk the network runs on magnitude tiles
-over frames (`overlap_add`). Chunks overlap and are cross-faded, and each sees the STFT window
-and the frame tiles' context on both sides. A model whose receptive field fits in its tiles'
-context (a waveform model; `tile_context` large enough) therefore gives the same output chunked
-as in one pass. A spectrogram model with tiles narrower than its receptive field (the shipped
-ones: 128-frame tiles, no context) does not: its tiles start anew in every chunk, so the output
-changes a little with `chunk_seconds`. On SiSEC "Roads" (44.1 kHz), the vocals' global SDR is
-7.10 dB in one pass, 7.04 dB in 7 s chunks and 6.86 dB in 3 s chunks; keep the default 30 s.
+over frames (`overlap_add`). Chunks overlap and are cross-faded. The frames and the tiles of
+every chunk lie on the song's own grids (tiles start at multiples of the tile step of the
+song's frame index), and each chunk sees a whole tile, the STFT window and the resampler's
+filter on both sides, so every frame of a chunk's output comes from the same tiles as in one
+pass: the result does not depend on `chunk_seconds` (exactly at the model's rate; at other
+rates up to the resampler's precision). A waveform model is tiled over samples with its
+receptive field as context and gives the same result chunked as in one pass too.
 
 The masks are applied at the *input's* sample rate: the mixture is resampled to the model's
 rate only to estimate the masks, which are then interpolated (in Hz and seconds) onto an STFT
@@ -166,18 +166,23 @@ class Separator:
     # -- masks ---------------------------------------------------------------------------
 
     @torch.inference_mode()
-    def _band_mask(self, magnitude: torch.Tensor) -> torch.Tensor:
+    def _band_mask(self, magnitude: torch.Tensor, first_frame: int = 0) -> torch.Tensor:
         """Magnitudes `(batch, channels, bins, frames)` -> band masks
         `(batch, targets, channels, band, frames)`.
 
-        Channels are folded to what the network takes: as they are when the counts agree,
-        otherwise each channel on its own, copied to every network channel, masks averaged.
+        The frame tiles start at multiples of the tile step of the song's frame index, where
+        `first_frame` is the index of the first frame given, so that every chunk of a song sees
+        the same tiles. Channels are folded to what the network takes: as they are when the
+        counts agree, otherwise each channel on its own, copied to every network channel, masks
+        averaged.
         """
         config = self.config
         band = magnitude[:, :, : config.band_bins].to(self.device, torch.float32)
         plan = TilePlan(config.tile_frames, config.tile_overlap, config.tile_context)
         return fold_channels(
-            lambda tile: overlap_add(self.model, tile, [plan]), band, config.audio_channels
+            lambda tile: overlap_add(self.model, tile, [plan], origins=[first_frame]),
+            band,
+            config.audio_channels,
         )
 
     def _extension(self, band_mask: torch.Tensor) -> torch.Tensor:
@@ -191,10 +196,18 @@ class Separator:
         return band_mask[..., -top:, :].mean(dim=-2, keepdim=True)
 
     def _full_mask(
-        self, band_mask: torch.Tensor, sample_rate: int, stft: STFT, frames: int
+        self,
+        band_mask: torch.Tensor,
+        sample_rate: int,
+        stft: STFT,
+        frames: int,
+        first_frame: int = 0,
+        first_model_frame: int = 0,
     ) -> torch.Tensor:
         """Map band masks `(..., band, model_frames)` onto the grid of `stft` at `sample_rate`
-        with `frames` frames: `(..., stft bins, frames)`, extended above the band."""
+        with `frames` frames: `(..., stft bins, frames)`, extended above the band. The first
+        frames of the two grids have the song's frame indices `first_frame` (of `stft`) and
+        `first_model_frame` (of the model's STFT)."""
         model = self.config
         n_bins, band = stft.config.n_bins, band_mask.shape[-2]
         if sample_rate != model.sample_rate:
@@ -202,7 +215,8 @@ class Separator:
             time_ratio = (stft.config.hop_length / sample_rate) / (
                 model.stft.hop_length / model.sample_rate
             )
-            times = torch.arange(frames, device=band_mask.device, dtype=torch.float64) * time_ratio
+            index = torch.arange(frames, device=band_mask.device, dtype=torch.float64)
+            times = (index + first_frame) * time_ratio - first_model_frame
             band_mask = _interpolate(band_mask, times, dim=-1)
         bin_ratio = (sample_rate / stft.config.n_fft) / (model.sample_rate / model.stft.n_fft)
         positions = torch.arange(n_bins, device=band_mask.device, dtype=torch.float64) * bin_ratio
@@ -245,11 +259,14 @@ class Separator:
 
     # -- waveforms -------------------------------------------------------------------------
 
-    def _separate_chunk(self, chunk: torch.Tensor, sample_rate: int) -> torch.Tensor:
-        """One chunk: `(channels, samples)` -> target estimates `(targets, channels, samples)`."""
+    def _separate_chunk(
+        self, chunk: torch.Tensor, sample_rate: int, start: int = 0
+    ) -> torch.Tensor:
+        """One chunk `(channels, samples)` that starts at sample `start` of the song (negative:
+        zeros before the song) -> target estimates `(targets, channels, samples)`."""
         if self.waveform:
             return self._waveform_chunk(chunk, sample_rate)
-        return self._masked_chunk(chunk, sample_rate)
+        return self._masked_chunk(chunk, sample_rate, start)
 
     @torch.inference_mode()
     def _waveform_chunk(self, chunk: torch.Tensor, sample_rate: int) -> torch.Tensor:
@@ -271,20 +288,38 @@ class Separator:
         return estimates
 
     @torch.inference_mode()
-    def _masked_chunk(self, chunk: torch.Tensor, sample_rate: int) -> torch.Tensor:
-        """`_separate_chunk` of a spectrogram model: STFT, masks, iSTFT."""
+    def _masked_chunk(self, chunk: torch.Tensor, sample_rate: int, start: int = 0) -> torch.Tensor:
+        """`_separate_chunk` of a spectrogram model: STFT, masks, iSTFT.
+
+        Both STFTs (of the input, and of the mixture resampled to the model's rate) are taken
+        on the song's frame grids: the chunk is padded on the left to the frame before it, so
+        frame k of any chunk is a frame of the whole song, and so are the network's tiles."""
         length = chunk.shape[-1]
+        chunk = chunk.to(self.device)
+        model_hop = self.config.stft.hop_length
         if sample_rate == self.sample_rate:
             stft = self._model_stft
-            spectrum = stft(chunk.to(self.device))
+            lead = start % model_hop
+            spectrum = stft(torch.nn.functional.pad(chunk, (lead, 0)))
             analysis = spectrum
+            first_frame = first_model_frame = (start - lead) // model_hop
         else:
             stft = STFT(self.config.stft.scaled(sample_rate / self.sample_rate))
-            spectrum = stft(chunk.to(self.device))
+            hop = stft.config.hop_length
+            lead = start % hop
+            spectrum = stft(torch.nn.functional.pad(chunk, (lead, 0)))
+            first_frame = (start - lead) // hop
+            # The chunk starts on a whole model sample when `_chunk_plan` could align it.
+            model_start = round(start * self.sample_rate / sample_rate)
+            model_lead = model_start % model_hop
             resampled = resample(chunk.cpu().numpy(), sample_rate, self.sample_rate)
-            analysis = self._model_stft(torch.from_numpy(resampled).to(self.device))
-        band_mask = self._band_mask(analysis.abs()[None])[0]
-        mask = self._full_mask(band_mask, sample_rate, stft, spectrum.shape[-1])
+            resampled = torch.from_numpy(resampled).to(self.device)
+            analysis = self._model_stft(torch.nn.functional.pad(resampled, (model_lead, 0)))
+            first_model_frame = (model_start - model_lead) // model_hop
+        band_mask = self._band_mask(analysis.abs()[None], first_model_frame)[0]
+        mask = self._full_mask(
+            band_mask, sample_rate, stft, spectrum.shape[-1], first_frame, first_model_frame
+        )
         estimates = mask * spectrum[None]
         if self.wiener_iterations:
             # The post-filter needs every source: add the residual as one more.
@@ -293,34 +328,35 @@ class Separator:
                 residual = residual[:0]
             sources = torch.cat([estimates, residual])
             estimates = wiener(sources, spectrum, self.wiener_iterations)[: len(mask)]
-        return stft.inverse(estimates, length).cpu()
+        return stft.inverse(estimates, lead + length)[..., lead:].cpu()
 
     def _chunk_plan(self, sample_rate: int) -> TilePlan:
-        """Time-domain chunking at `sample_rate`: the context covers the model's context (the
-        STFT window and the frame tiling's context, or a waveform model's receptive field) and
-        the resampler's filter, and every chunk starts on the model's grid (STFT frames or
-        samples, of the input and of the model after resampling, when the rates allow it), so a
-        model with a bounded receptive field gives the same result chunked as in one pass
-        (given tiles whose step and context are multiples of the network's shift)."""
+        """Time-domain chunking at `sample_rate`, such that a chunked song gives the same
+        result as one pass (exactly at the model's rate, to the resampler's precision at
+        others).
+
+        A spectrogram model: each chunk sees a whole frame tile, its context and the STFT
+        window on both sides, plus the resampler's filter, and starts on a whole sample of the
+        model's rate; `_masked_chunk` puts its frames and tiles on the song's grids. A waveform
+        model: the context covers its receptive field, and chunks start on the network's shift
+        grid (tiles are then cut the same way in every chunk)."""
         config = self.config
         ratio = sample_rate / config.sample_rate
         margin = sample_rate // 100  # the resampler's filter, each way
+        # Smallest shift that is a whole number of model samples after resampling.
+        model_unit = sample_rate // math.gcd(config.sample_rate, sample_rate)
+        chunk = max(1, round(self.chunk_seconds * sample_rate))
         if self.waveform:
-            hop = model_hop = 1
             model_context = self._sample_plan.context
             margin *= 2  # resampled there and back
+            unit = model_unit * self._frame_shift
         else:
-            hop = config.stft.scaled(ratio).hop_length if ratio != 1 else config.stft.hop_length
             model_hop = config.stft.hop_length
-            model_context = (config.tile_context + 2) * model_hop + config.stft.n_fft
-        # Smallest shift that is a whole number of model hops after resampling, times the
-        # network's own shift multiple (its strided layers sample a fixed grid of frames):
-        per_model_hop = sample_rate * model_hop
-        model_unit = per_model_hop // math.gcd(config.sample_rate, per_model_hop)
-        unit = math.lcm(hop, model_unit * self._frame_shift)
-        chunk = max(1, round(self.chunk_seconds * sample_rate))
-        if unit > chunk // 2:  # rates too incommensurable: align to the input frames only
-            unit = hop
+            frames = config.tile_frames + 2 * config.tile_context + 4
+            model_context = frames * model_hop + config.stft.n_fft
+            unit = model_unit
+        if unit > chunk // 2:  # rates too incommensurable to align: close, but not exact
+            unit = 1
         context = math.ceil(model_context * ratio) + margin
         chunk = _align(chunk, unit)
         overlap = min(_align(round(self.overlap_seconds * sample_rate), unit), chunk - unit)
@@ -344,8 +380,9 @@ class Separator:
         if not isinstance(sample_rate, (int, np.integer)) or sample_rate <= 0:
             raise InvalidAudioError(f"{source}: sample rate must be a positive integer")
         stream = StreamingOverlapAdd(
-            lambda chunk: self._separate_chunk(chunk, int(sample_rate)),
+            lambda chunk, start: self._separate_chunk(chunk, int(sample_rate), start),
             self._chunk_plan(int(sample_rate)),
+            positions=True,
         )
         pending: list[np.ndarray] = []  # mixture samples not yet matched by output
         done = 0

@@ -70,7 +70,12 @@ class TilePlan:
 
 
 def overlap_add(
-    fn: TileFn, inputs: torch.Tensor, plans: Sequence[TilePlan], *, pad_mode: str = "constant"
+    fn: TileFn,
+    inputs: torch.Tensor,
+    plans: Sequence[TilePlan],
+    *,
+    pad_mode: str = "constant",
+    origins: Sequence[int] | None = None,
 ) -> torch.Tensor:
     """Apply `fn` tile by tile over the last `len(plans)` axes of `inputs` and blend the tiles.
 
@@ -79,19 +84,29 @@ def overlap_add(
     input, tiles see `pad_mode` padding (`torch.nn.functional.pad`'s modes: "constant" is
     zeros; "replicate" repeats the edge, which needs `inputs` of `len(plans) + 1` or
     `len(plans) + 2` dims). Returns `(*out_lead, *inputs.shape[-len(plans):])`.
+
+    `origins` (default all 0) gives, per tiled axis, the index that `inputs[..., 0]` has in a
+    longer signal: tiles then start at multiples of `plan.step` of *that* signal's indices. Two
+    overlapping excerpts of one signal so see the same tiles where they overlap, and agree
+    wherever every tile covering a position lies (with its context) inside both excerpts.
     """
     dims = len(plans)
     if dims == 0 or dims > inputs.dim():
         raise ConfigError(f"need between 1 and {inputs.dim()} tile plans, got {dims}")
-    sizes = inputs.shape[-dims:]
+    origins = [0] * dims if origins is None else [int(origin) for origin in origins]
+    if len(origins) != dims:
+        raise ConfigError(f"need one origin per tile plan, got {len(origins)} for {dims}")
+    # Each axis starts `lead` samples before the input, on the grid of its origin.
+    leads = [origin % plan.step for origin, plan in zip(origins, plans, strict=True)]
+    sizes = [size + lead for size, lead in zip(inputs.shape[-dims:], leads, strict=True)]
     counts = [plan.num_tiles(size) for plan, size in zip(plans, sizes, strict=True)]
     covered = [
         (count - 1) * plan.step + plan.tile for plan, count in zip(plans, counts, strict=True)
     ]
     # F.pad takes (left, right) pairs starting from the last axis.
     padding: list[int] = []
-    for plan, size, cover in reversed(list(zip(plans, sizes, covered, strict=True))):
-        padding += [plan.context, cover - size + plan.context]
+    for plan, size, cover, lead in reversed(list(zip(plans, sizes, covered, leads, strict=True))):
+        padding += [plan.context + lead, cover - size + plan.context]
     padded = F.pad(inputs, padding, mode=pad_mode)
     windows = [plan.window(inputs.dtype, inputs.device) for plan in plans]
 
@@ -115,7 +130,7 @@ def overlap_add(
         output[(..., *place)] += result * weight
         weight_sum[place] += weight
     output = output / weight_sum
-    return output[(..., *(slice(0, size) for size in sizes))]
+    return output[(..., *(slice(lead, size) for lead, size in zip(leads, sizes, strict=True)))]
 
 
 class StreamingOverlapAdd:
@@ -126,13 +141,17 @@ class StreamingOverlapAdd:
     zeros, runs the last tiles and returns the rest, cropped so that the output is exactly as
     long as the input. Unless `fixed_size`, tiles that reach past the end of the input are cut
     to the input plus `context` zeros (so a short input costs a short tile), and `fn` must then
-    accept shorter tiles.
+    accept shorter tiles. With `positions`, `fn(tile, start)` also gets the index in the stream
+    of the tile's first sample (`-context` for the first tile, whose context is zeros).
     """
 
-    def __init__(self, fn: TileFn, plan: TilePlan, *, fixed_size: bool = False) -> None:
+    def __init__(
+        self, fn: TileFn, plan: TilePlan, *, fixed_size: bool = False, positions: bool = False
+    ) -> None:
         self.fn = fn
         self.plan = plan
         self.fixed_size = fixed_size
+        self.positions = positions
         self._pending: torch.Tensor | None = None  # input not yet consumed by any tile
         self._pending_start = -plan.context  # absolute position of _pending[..., 0]
         self._received = 0  # input samples pushed so far
@@ -176,7 +195,8 @@ class StreamingOverlapAdd:
         missing = stop - self._pending_start - self._pending.shape[-1]
         if missing > 0:  # only at the end of the stream
             self._pending = F.pad(self._pending, (0, missing))
-        result = self.fn(self._pending[..., offset : offset + kept + 2 * plan.context])
+        piece = self._pending[..., offset : offset + kept + 2 * plan.context]
+        result = self.fn(piece, start - plan.context) if self.positions else self.fn(piece)
         result = result[..., plan.context : plan.context + kept]
         if self._output is None:
             self._output = result.new_zeros((*result.shape[:-1], 0))
