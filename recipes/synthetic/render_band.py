@@ -1,6 +1,7 @@
 """Render random band-style accompaniment (drums, bass, keys, guitars, pads) for training.
 
     nice -n 10 python recipes/synthetic/render_band.py runs/band --minutes 60 --seed 0 [--jobs 1]
+        [--styles rock,pop]
 
 Writes `OUT_DIR/band/song_XXXX.flac` (stereo, 44.1 kHz, 16 bit, 60-150 s each) until the
 songs add up to `--minutes`. Song k is composed from the random generator `[seed, k]`, so a
@@ -32,6 +33,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--jobs", type=int, default=1, help="fluidsynth processes at once")
     parser.add_argument("--format", choices=("flac", "wav"), default="flac")
     parser.add_argument("--soundfont", type=Path, default=None, help="a General MIDI .sf2")
+    parser.add_argument(
+        "--styles",
+        default=None,
+        help="comma-separated styles to draw from (default: all of "
+        f"{', '.join(sorted(band.STYLES))})",
+    )
     return parser.parse_args(argv)
 
 
@@ -44,12 +51,25 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 1
     folder = args.out_dir / "band"
+    styles = None
+    if args.styles:
+        styles = sorted({name.strip() for name in args.styles.split(",") if name.strip()})
+        unknown = [name for name in styles if name not in band.STYLES]
+        if unknown or not styles:
+            known = ", ".join(sorted(band.STYLES))
+            print(
+                f"error: --styles: unknown style {', '.join(unknown)} (known: {known})",
+                file=sys.stderr,
+            )
+            return 2
 
     # The song list depends only on the seed, so a resumed run renders the same songs.
     songs, planned = [], 0.0
     while planned < args.minutes * 60:
         index = len(songs)
-        song = band.compose_song(np.random.default_rng([args.seed, index]))
+        rng = np.random.default_rng([args.seed, index])
+        style = styles[int(rng.integers(len(styles)))] if styles else None
+        song = band.compose_song(rng, style=style)
         songs.append((folder / f"song_{index:04d}.{args.format}", song))
         planned += song.seconds
     missing = [(path, song) for path, song in songs if not path.exists()]

@@ -201,6 +201,34 @@ def test_double_adds_a_late_copy_on_the_other_side():
     assert 0.2 < late[echo] < 0.8
 
 
+def test_harmony_adds_a_shifted_line_on_the_other_side():
+    t = np.arange(RATE) / RATE
+    tone = np.zeros((2, RATE), np.float32)
+    tone[0] = 0.5 * np.sin(2 * np.pi * 300 * t)  # a steady "voice" on the left only
+    out = augment.harmony(tone, np.random.default_rng(3), RATE, intervals=(7,))
+    assert out.shape == tone.shape
+    np.testing.assert_allclose(out[0], tone[0], atol=1e-6)  # the lead itself is untouched
+    spectrum = np.abs(np.fft.rfft(out[1, RATE // 4 :]))
+    freqs = np.fft.rfftfreq(RATE - RATE // 4, 1 / RATE)
+    peak = freqs[int(np.argmax(spectrum))]
+    assert peak == pytest.approx(300 * 2 ** (7 / 12), abs=6)  # a fifth up: 449.5 Hz
+    level = augment.rms(out[1]) / augment.rms(tone[0])
+    assert 0.2 < level < 0.65
+
+
+def test_harmony_in_synthesized_mixtures(toy):
+    plain = synthesized(toy, augment=AugmentConfig(p_double=0.0))
+    backed = synthesized(toy, augment=AugmentConfig(p_harmony=1.0))
+    changed = 0
+    for index in range(6):
+        example = backed[index]
+        np.testing.assert_allclose(
+            example["mixture"], example["vocals"] + example["accompaniment"], atol=1e-6
+        )
+        changed += not np.allclose(example["vocals"], plain[index]["vocals"], atol=1e-4)
+    assert changed >= 4  # every example with vocals (10% are silent by default)
+
+
 def test_paired_folder_excerpts(tmp_path):
     from vocalsep.audio.datasets import FolderConfig
     from vocalsep.audio.pairs import PairedExcerpts, full_tracks

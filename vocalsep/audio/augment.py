@@ -4,7 +4,8 @@ Each function takes an explicit `numpy.random.Generator`, so an example built fr
 generator is reproducible. They make a small pool of isolated vocals go further: pitch and tempo
 changes, a random equaliser, reverb (the vocal *target* includes it, as in produced music),
 gain, panning and channel swaps. "Production" effects make clean studio singing sound like a
-mixed lead vocal: dynamic-range compression, soft saturation and a doubled take.
+mixed lead vocal: dynamic-range compression, soft saturation, a doubled take and a harmony
+line (a backing vocal).
 """
 
 from __future__ import annotations
@@ -41,7 +42,10 @@ def time_stretch(audio: np.ndarray, rate: float) -> np.ndarray:
     accumulated = torch.cumsum(increments, dim=-1) - increments + phase[..., :1]
     stretched = torch.polar(magnitude, accumulated)
     length = max(1, round(samples / rate))
-    return _VOCODER.inverse(stretched, length).numpy().astype(np.float32)
+    # The last frame may end a little short of `length`; pad the tail rather than ask istft to.
+    available = (stretched.shape[-1] - 1) * hop
+    waveform = _VOCODER.inverse(stretched, min(length, available)).numpy()
+    return fit_length(waveform, length)
 
 
 def pitch_shift(audio: np.ndarray, semitones: float, sample_rate: int) -> np.ndarray:
@@ -202,6 +206,33 @@ def double(
     if channels == 2:
         copy = copy[::-1]
     return (audio + rng.uniform(*gain) * copy).astype(np.float32)
+
+
+HARMONY_INTERVALS = (3, 4, 5, 7, 8, 9, 12, -3, -4, -5, -8, -9, -12)
+
+
+def harmony(
+    audio: np.ndarray,
+    rng: np.random.Generator,
+    sample_rate: int,
+    gain: tuple[float, float] = (0.25, 0.6),
+    intervals: tuple[int, ...] = HARMONY_INTERVALS,
+) -> np.ndarray:
+    """A backing vocal singing the same line a consonant interval (3-12 semitones) above or
+    below: a pitch-shifted copy 0-30 ms late and quieter, added to the original; on stereo it
+    sits on the other side. Length is kept. Released songs count backing vocals as vocals."""
+    channels, samples = audio.shape
+    shifted = pitch_shift(audio, float(_choice(rng, intervals)), sample_rate)
+    delay = int(rng.uniform(0.0, 0.03) * sample_rate)
+    copy = fit_length(np.pad(shifted, ((0, 0), (delay, 0))), samples)
+    if channels == 2:
+        copy = copy[::-1]
+    scale = rng.uniform(*gain) * rms(audio) / rms(copy)
+    return (audio + scale * copy).astype(np.float32)
+
+
+def _choice(rng: np.random.Generator, options: tuple):
+    return options[int(rng.integers(len(options)))]
 
 
 def to_channels(
