@@ -71,8 +71,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--chunk-seconds",
         type=float,
         default=30.0,
-        help="audio processed at once; bounds memory (default: 30; much shorter chunks cost a "
-        "little quality with spectrogram models)",
+        help="audio processed at once; bounds memory, not the result: any chunk length gives "
+        "the one-pass output (default: 30)",
     )
     separate.add_argument(
         "--wiener",

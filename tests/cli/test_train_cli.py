@@ -97,9 +97,23 @@ def test_train_then_separate(toy, tmp_path, capsys):
     assert code == 0, err
 
 
-def _start_endless_run(toy, run, *overrides, **popen):
+@pytest.fixture
+def reaper():
+    """Processes to kill at teardown, so a failed or timed-out test leaves no endless run."""
+    processes = []
+    yield processes
+    for process in processes:
+        if process.poll() is None:
+            try:
+                os.killpg(process.pid, signal.SIGKILL)  # a session leader: its workers too
+            except (ProcessLookupError, PermissionError):
+                process.kill()
+            process.wait(timeout=30)
+
+
+def _start_endless_run(toy, run, reaper, *overrides, **popen):
     """`vocalsep train` of the tiny recipe in a subprocess, with `--set overrides`, returned
-    once it has logged 3 steps (or after 120 s)."""
+    once it has logged 3 steps (it fails after 300 s on a machine too busy to get there)."""
     command = [sys.executable, "-m", "vocalsep", "train", str(TINY), *data_args(toy)]
     command += ["--set", "trainer.steps=100000", "--set", "trainer.log_every=1"]
     for override in overrides:
@@ -113,19 +127,22 @@ def _start_endless_run(toy, run, *overrides, **popen):
         env={**os.environ, "OMP_NUM_THREADS": "1"},
         **popen,
     )
+    reaper.append(process)
     log = run / "log.jsonl"
-    deadline = time.time() + 120
+    deadline = time.time() + 300
     while time.time() < deadline and (not log.exists() or len(log.read_text().splitlines()) < 3):
+        assert process.poll() is None, process.communicate()[1]
         time.sleep(0.2)
+    assert log.exists() and len(log.read_text().splitlines()) >= 3, "no 3 steps in 300 s"
     return process
 
 
 @pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
-def test_ctrl_c_or_sigterm_saves_last_and_exits_130(toy, tmp_path, stop):
+def test_ctrl_c_or_sigterm_saves_last_and_exits_130(toy, tmp_path, stop, reaper):
     # SIGTERM is what `kill PID` sends, and the only way to stop a run started in the
     # background from a script (such jobs ignore SIGINT).
     run = tmp_path / "run"
-    process = _start_endless_run(toy, run)
+    process = _start_endless_run(toy, run, reaper)
     log = run / "log.jsonl"
     process.send_signal(stop)
     _, stderr = process.communicate(timeout=120)
@@ -137,13 +154,13 @@ def test_ctrl_c_or_sigterm_saves_last_and_exits_130(toy, tmp_path, stop):
     assert state["step"] >= max(logged) >= 3
 
 
-def test_sigterm_to_trainer_and_loader_worker_saves_last(toy, tmp_path):
+def test_sigterm_to_trainer_and_loader_worker_saves_last(toy, tmp_path, reaper):
     # `pkill -f "vocalsep train ..."` signals the DataLoader worker as well as the trainer (the
     # worker has the same command line). The worker must not die first and turn the
     # interruption into "DataLoader worker ... killed by signal".
     run = tmp_path / "run"
     # Its own process group: killpg reaches the trainer and its worker only.
-    process = _start_endless_run(toy, run, "trainer.num_workers=1", start_new_session=True)
+    process = _start_endless_run(toy, run, reaper, "trainer.num_workers=1", start_new_session=True)
     group = os.getpgid(process.pid)
     members = [
         pid
