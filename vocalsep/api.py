@@ -288,19 +288,19 @@ def build_task(run: RunConfig, *, progress: Callable[[str], None] | None = None)
     if run.task == "segmentation":
         from .image.training import SegmentationTask, SegmentationTaskConfig
 
-        config = _task_config(SegmentationTaskConfig, run.task_config)
-        return SegmentationTask(config, progress=progress)
+        return _task(SegmentationTask, SegmentationTaskConfig, run.task_config, progress)
     from .audio.training import SeparationTask, SeparationTaskConfig
 
     if run.task != "separation":
         raise ConfigError(f"unknown task {run.task!r}; known: separation, segmentation")
-    return SeparationTask(_task_config(SeparationTaskConfig, run.task_config), progress=progress)
+    return _task(SeparationTask, SeparationTaskConfig, run.task_config, progress)
 
 
-def _task_config(config_class, data: dict):
-    """`config_class.from_dict(data)`, naming a mistyped field from `task_config` down."""
+def _task(task_class, config_class, data: dict, progress):
+    """`task_class(config_class.from_dict(data))`, naming a mistyped field from `task_config`
+    down (the network's fields are checked when the task builds its network config)."""
     try:
-        return config_class.from_dict(data)
+        return task_class(config_class.from_dict(data), progress=progress)
     except FieldError as error:
         raise FieldError(("task_config", *error.path), error.reason) from None
 

@@ -56,6 +56,10 @@ def call(capsys, *args):
         ),
         ([TINY, "--set", "trainer.steps=2.5"], "trainer.steps: expected an integer, got 2.5"),
         ([TINY, "--set", "task_config.model.stft.n_fft='512'"], "model.stft.n_fft: expected an"),
+        (
+            [TINY, "--set", "task_config.network.channels=[4, 'x']"],
+            "task_config.network.channels[1]: expected an integer, got 'x'",
+        ),
     ],
 )
 def test_bad_configs_give_one_line(tmp_path, capsys, args, phrase):

@@ -119,3 +119,10 @@ def test_cross_validation_folds_and_config_errors(scenes, tmp_path):
         api.build_task(run_config(train))
     with pytest.raises(ConfigError, match="unknown dataset"):
         api.build_task(run_config(train, train, dataset="pascal"))
+
+
+def test_mistyped_network_field_names_its_path(scenes):
+    train, validation = scenes
+    config = run_config(train, validation, network={"channels": [8, "x"]})
+    with pytest.raises(ConfigError, match=r"^task_config\.network\.channels\[1\]: expected an"):
+        api.build_task(config)

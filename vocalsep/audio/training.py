@@ -131,6 +131,7 @@ class SeparationTask:
                     "use longer segments or a shallower network"
                 )
         else:
+            self.network_config()  # a mistyped `network` field fails here, before any data work
             self.stft = STFT(config.model.stft)
 
     # -- model ---------------------------------------------------------------------------------
@@ -139,7 +140,10 @@ class SeparationTask:
         """The network's config: the preset with `network` and the model's channels."""
         in_channels, out_channels = self.config.model.network_channels
         overrides = {"in_channels": in_channels, "out_channels": out_channels}
-        return preset(self.config.preset, **{**self.config.network, **overrides})
+        try:
+            return preset(self.config.preset, **{**self.config.network, **overrides})
+        except FieldError as error:
+            raise FieldError(("network", *error.path), error.reason) from None
 
     def build_model(self) -> SeparationModel:
         model_class = MODEL_TYPES.get(self.config.model_type)

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from ..core.checkpoint import CheckpointedModel, load_checkpoint
-from ..core.config import Config
+from ..core.config import Config, FieldError
 from ..core.errors import ConfigError
 from ..core.unet import EncoderDecoderConfig, build_network
 from .transforms import normalise
@@ -54,16 +54,19 @@ DEFAULT_NETWORK: dict[str, Any] = {
 def network_config(in_channels: int, num_classes: int, **overrides: Any) -> EncoderDecoderConfig:
     """`DEFAULT_NETWORK` with `overrides`, for `in_channels` image channels and `num_classes`
     logits (always 2-D with a logits head)."""
-    return EncoderDecoderConfig.from_dict(
-        {
-            **DEFAULT_NETWORK,
-            **overrides,
-            "dims": 2,
-            "head": "logits",
-            "in_channels": in_channels,
-            "out_channels": num_classes,
-        }
-    )
+    try:
+        return EncoderDecoderConfig.from_dict(
+            {
+                **DEFAULT_NETWORK,
+                **overrides,
+                "dims": 2,
+                "head": "logits",
+                "in_channels": in_channels,
+                "out_channels": num_classes,
+            }
+        )
+    except FieldError as error:
+        raise FieldError(("network", *error.path), error.reason) from None
 
 
 def generated_palette(count: int) -> tuple[tuple[int, int, int], ...]:
