@@ -18,7 +18,6 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import numpy as np
 import soundfile
 
 from vocalsep.audio import band
@@ -44,6 +43,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    styles = [name.strip() for name in (args.styles or "").split(",") if name.strip()]
+    try:
+        # The song list depends only on the seed, so a resumed run renders the same songs.
+        planned_songs = band.plan_songs(args.seed, args.minutes, styles)
+    except VocalsepError as error:
+        print(f"error: --styles: {error}", file=sys.stderr)
+        return 2
     try:
         band.find_fluidsynth()
         soundfont = band.find_soundfont(args.soundfont)
@@ -51,27 +57,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 1
     folder = args.out_dir / "band"
-    styles = None
-    if args.styles:
-        styles = sorted({name.strip() for name in args.styles.split(",") if name.strip()})
-        unknown = [name for name in styles if name not in band.STYLES]
-        if unknown or not styles:
-            known = ", ".join(sorted(band.STYLES))
-            print(
-                f"error: --styles: unknown style {', '.join(unknown)} (known: {known})",
-                file=sys.stderr,
-            )
-            return 2
-
-    # The song list depends only on the seed, so a resumed run renders the same songs.
-    songs, planned = [], 0.0
-    while planned < args.minutes * 60:
-        index = len(songs)
-        rng = np.random.default_rng([args.seed, index])
-        style = styles[int(rng.integers(len(styles)))] if styles else None
-        song = band.compose_song(rng, style=style)
-        songs.append((folder / f"song_{index:04d}.{args.format}", song))
-        planned += song.seconds
+    songs = [
+        (folder / f"song_{index:04d}.{args.format}", song)
+        for index, song in enumerate(planned_songs)
+    ]
+    planned = sum(song.seconds for song in planned_songs)
     missing = [(path, song) for path, song in songs if not path.exists()]
     print(
         f"{len(songs)} songs ({planned / 60:.1f} min) in {folder}: "

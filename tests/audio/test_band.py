@@ -152,3 +152,33 @@ def test_render_a_short_song(tmp_path):
     audio, _ = sf.read(str(path), always_2d=True)
     rms = np.sqrt(np.mean(audio**2, axis=0))
     assert (rms > 0.02).all() and np.abs(audio).max() <= 0.96
+
+
+def test_plan_songs_is_reproducible_and_keeps_to_the_styles():
+    songs = band.plan_songs(0, 4)
+    # Song k comes from the generator [seed, k] alone (a resumed render plans the same songs).
+    assert songs == [band.compose_song(np.random.default_rng([0, k])) for k in range(len(songs))]
+    assert sum(song.seconds for song in songs) >= 4 * 60 > sum(s.seconds for s in songs[:-1])
+    rock_pop = band.plan_songs(2, 12, ["rock", "pop"])
+    assert {song.style for song in rock_pop} == {"rock", "pop"}
+    assert band.plan_songs(2, 12, ["pop", "rock", "rock"]) == rock_pop
+    with pytest.raises(band.BandRenderError, match="unknown style jazz"):
+        band.plan_songs(0, 1, ["rock", "jazz"])
+
+
+def test_render_script_rejects_an_unknown_style(tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).parents[2] / "recipes" / "synthetic" / "render_band.py"
+    result = subprocess.run(
+        [sys.executable, str(script), str(tmp_path / "out"), "--styles", "rock,jazz"],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "error: --styles: unknown style jazz (known: ballad, electronic, funk, pop, rock)"
+    ]
+    assert not (tmp_path / "out").exists()

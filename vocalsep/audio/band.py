@@ -658,6 +658,26 @@ def compose_song(
     return Song(style, tempo, key, minor, names, beat + 5, tuple(parts))
 
 
+def plan_songs(seed: int, minutes: float, styles: Sequence[str] | None = None) -> list[Song]:
+    """The songs of one rendered set: song k is composed from the random generator
+    `[seed, k]`, in a style drawn from `styles` (any style when None or empty), until they add
+    up to `minutes`. The list depends only on the arguments, so a stopped render can resume."""
+    styles = sorted(set(styles or ()))
+    unknown = [name for name in styles if name not in STYLES]
+    if unknown:
+        raise BandRenderError(
+            f"unknown style {', '.join(unknown)} (known: {', '.join(sorted(STYLES))})"
+        )
+    songs: list[Song] = []
+    planned = 0.0
+    while planned < minutes * 60:
+        rng = np.random.default_rng([seed, len(songs)])
+        style = styles[int(rng.integers(len(styles)))] if styles else None
+        songs.append(compose_song(rng, style=style))
+        planned += songs[-1].seconds
+    return songs
+
+
 # -- rendering --------------------------------------------------------------------------------
 
 
