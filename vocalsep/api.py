@@ -302,7 +302,7 @@ def _task(task_class, config_class, data: dict, progress):
     try:
         return task_class(config_class.from_dict(data), progress=progress)
     except FieldError as error:
-        raise FieldError(("task_config", *error.path), error.reason) from None
+        raise error.within("task_config") from None
 
 
 def train(

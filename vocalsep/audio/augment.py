@@ -199,12 +199,8 @@ def double(
 ) -> np.ndarray:
     """A doubled take: a copy 10-40 ms late, slightly detuned (up to 15 cents) and quieter,
     added to the original; on stereo it sits on the other side. Length is kept."""
-    channels, samples = audio.shape
     detuned = change_speed(audio, 2 ** (rng.uniform(-15, 15) / 1200), sample_rate)
-    delay = int(rng.uniform(0.01, 0.04) * sample_rate)
-    copy = fit_length(np.pad(detuned, ((0, 0), (delay, 0))), samples)
-    if channels == 2:
-        copy = copy[::-1]
+    copy = _late_on_other_side(detuned, int(rng.uniform(0.01, 0.04) * sample_rate), audio)
     return (audio + rng.uniform(*gain) * copy).astype(np.float32)
 
 
@@ -221,18 +217,18 @@ def harmony(
     """A backing vocal singing the same line a consonant interval (3-12 semitones) above or
     below: a pitch-shifted copy 0-30 ms late and quieter, added to the original; on stereo it
     sits on the other side. Length is kept. Released songs count backing vocals as vocals."""
-    channels, samples = audio.shape
-    shifted = pitch_shift(audio, float(_choice(rng, intervals)), sample_rate)
-    delay = int(rng.uniform(0.0, 0.03) * sample_rate)
-    copy = fit_length(np.pad(shifted, ((0, 0), (delay, 0))), samples)
-    if channels == 2:
-        copy = copy[::-1]
+    interval = intervals[int(rng.integers(len(intervals)))]
+    shifted = pitch_shift(audio, float(interval), sample_rate)
+    copy = _late_on_other_side(shifted, int(rng.uniform(0.0, 0.03) * sample_rate), audio)
     scale = rng.uniform(*gain) * rms(audio) / rms(copy)
     return (audio + scale * copy).astype(np.float32)
 
 
-def _choice(rng: np.random.Generator, options: tuple):
-    return options[int(rng.integers(len(options)))]
+def _late_on_other_side(copy: np.ndarray, delay: int, original: np.ndarray) -> np.ndarray:
+    """`copy` `delay` samples late, cut to the length of `original`, channels swapped on
+    stereo (the second voice of `double` and `harmony` sits opposite the first)."""
+    copy = fit_length(np.pad(copy, ((0, 0), (delay, 0))), original.shape[-1])
+    return copy[::-1] if original.shape[0] == 2 else copy
 
 
 def to_channels(

@@ -81,6 +81,16 @@ def _interpolate(values: torch.Tensor, positions: torch.Tensor, dim: int) -> tor
     return values.index_select(dim, low) * (1 - weight) + values.index_select(dim, high) * weight
 
 
+def _song_grid_stft(stft: STFT, signal: torch.Tensor, start: int) -> tuple[torch.Tensor, int, int]:
+    """The STFT of an excerpt `(..., samples)` that starts at sample `start` of a song, on the
+    song's frame grid: the excerpt is padded on the left by `lead = start % hop` samples, so
+    frame k is the song's frame `first_frame + k`. Returns (spectrum, first_frame, lead)."""
+    hop = stft.config.hop_length
+    lead = start % hop
+    spectrum = stft(torch.nn.functional.pad(signal, (lead, 0)))
+    return spectrum, (start - lead) // hop, lead
+
+
 class Separator:
     """Separate songs into `stems` with a spectrogram masking model or a waveform model.
 
@@ -296,26 +306,20 @@ class Separator:
         frame k of any chunk is a frame of the whole song, and so are the network's tiles."""
         length = chunk.shape[-1]
         chunk = chunk.to(self.device)
-        model_hop = self.config.stft.hop_length
         if sample_rate == self.sample_rate:
             stft = self._model_stft
-            lead = start % model_hop
-            spectrum = stft(torch.nn.functional.pad(chunk, (lead, 0)))
-            analysis = spectrum
-            first_frame = first_model_frame = (start - lead) // model_hop
+            spectrum, first_frame, lead = _song_grid_stft(stft, chunk, start)
+            analysis, first_model_frame = spectrum, first_frame
         else:
             stft = STFT(self.config.stft.scaled(sample_rate / self.sample_rate))
-            hop = stft.config.hop_length
-            lead = start % hop
-            spectrum = stft(torch.nn.functional.pad(chunk, (lead, 0)))
-            first_frame = (start - lead) // hop
+            spectrum, first_frame, lead = _song_grid_stft(stft, chunk, start)
             # The chunk starts on a whole model sample when `_chunk_plan` could align it.
             model_start = round(start * self.sample_rate / sample_rate)
-            model_lead = model_start % model_hop
             resampled = resample(chunk.cpu().numpy(), sample_rate, self.sample_rate)
             resampled = torch.from_numpy(resampled).to(self.device)
-            analysis = self._model_stft(torch.nn.functional.pad(resampled, (model_lead, 0)))
-            first_model_frame = (model_start - model_lead) // model_hop
+            analysis, first_model_frame, _ = _song_grid_stft(
+                self._model_stft, resampled, model_start
+            )
         band_mask = self._band_mask(analysis.abs()[None], first_model_frame)[0]
         mask = self._full_mask(
             band_mask, sample_rate, stft, spectrum.shape[-1], first_frame, first_model_frame

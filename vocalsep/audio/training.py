@@ -100,7 +100,7 @@ class SeparationTaskConfig(Config):
                 try:
                     data = {**data, "model": config_class.from_dict(model)}
                 except FieldError as error:
-                    raise FieldError(("model", *error.path), error.reason) from None
+                    raise error.within("model") from None
         return super().from_dict(data)
 
 
@@ -143,7 +143,7 @@ class SeparationTask:
         try:
             return preset(self.config.preset, **{**self.config.network, **overrides})
         except FieldError as error:
-            raise FieldError(("network", *error.path), error.reason) from None
+            raise error.within("network") from None
 
     def build_model(self) -> SeparationModel:
         model_class = MODEL_TYPES.get(self.config.model_type)

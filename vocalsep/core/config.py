@@ -29,6 +29,10 @@ class FieldError(ConfigError):
         where = "".join(part if part.startswith("[") else f".{part}" for part in path)
         super().__init__(f"{where.lstrip('.')}: {reason}" if path else reason)
 
+    def within(self, *names: str) -> FieldError:
+        """The same error seen from an enclosing table: `names` go in front of the path."""
+        return FieldError((*names, *self.path), self.reason)
+
 
 def _describe(value: Any) -> str:
     text = repr(value)
@@ -91,7 +95,7 @@ def _coerce(annotation: Any, value: Any) -> Any:
             try:
                 coerced.append(_coerce(item_annotation, item))
             except FieldError as error:
-                raise FieldError((f"[{index}]", *error.path), error.reason) from None
+                raise error.within(f"[{index}]") from None
         return tuple(coerced)
     if annotation is bool:
         if not isinstance(value, bool):
@@ -133,7 +137,7 @@ class Config:
             try:
                 values[key] = _coerce(hints[key], value)
             except FieldError as error:
-                raise FieldError((key, *error.path), error.reason) from None
+                raise error.within(key) from None
         try:
             return cls(**values)
         except TypeError as error:

@@ -66,7 +66,7 @@ def network_config(in_channels: int, num_classes: int, **overrides: Any) -> Enco
             }
         )
     except FieldError as error:
-        raise FieldError(("network", *error.path), error.reason) from None
+        raise error.within("network") from None
 
 
 def generated_palette(count: int) -> tuple[tuple[int, int, int], ...]:
