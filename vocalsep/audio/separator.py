@@ -29,6 +29,7 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Callable, Iterable, Iterator
+from dataclasses import replace
 
 import numpy as np
 import torch
@@ -40,7 +41,7 @@ from .errors import InvalidAudioError
 from .io import check_audio, resample
 from .models import TASK, SeparationModel, WaveformModel, fold_channels, load_model
 from .postfilter import wiener
-from .stft import STFT
+from .stft import STFT, fast_fft_length
 
 ProgressFn = Callable[[int, "int | None"], None]
 ACCOMPANIMENT = "accompaniment"
@@ -219,7 +220,7 @@ class Separator:
         frames of the two grids have the song's frame indices `first_frame` (of `stft`) and
         `first_model_frame` (of the model's STFT)."""
         model = self.config
-        n_bins, band = stft.config.n_bins, band_mask.shape[-2]
+        n_bins, band = stft.n_bins, band_mask.shape[-2]
         if sample_rate != model.sample_rate:
             # Frame j of the target grid sits at the time of model frame j * time_ratio.
             time_ratio = (stft.config.hop_length / sample_rate) / (
@@ -228,7 +229,7 @@ class Separator:
             index = torch.arange(frames, device=band_mask.device, dtype=torch.float64)
             times = (index + first_frame) * time_ratio - first_model_frame
             band_mask = _interpolate(band_mask, times, dim=-1)
-        bin_ratio = (sample_rate / stft.config.n_fft) / (model.sample_rate / model.stft.n_fft)
+        bin_ratio = (sample_rate / stft.fft_length) / (model.sample_rate / model.stft.n_fft)
         positions = torch.arange(n_bins, device=band_mask.device, dtype=torch.float64) * bin_ratio
         inside = int((positions <= band - 1 + 1e-9).sum())
         if bin_ratio == 1.0:
@@ -297,6 +298,15 @@ class Separator:
             estimates = torch.from_numpy(flat).reshape(*estimates.shape[:2], length)
         return estimates
 
+    def _input_stft(self, sample_rate: int) -> STFT:
+        """The STFT of a song at another rate than the model's: the model's analysis in
+        seconds (its window rounded up to an even length), the FFT zero-padded to a fast
+        size. The masks are interpolated onto its bins."""
+        config = self.config.stft.scaled(sample_rate / self.sample_rate)
+        if config.n_fft % 2:
+            config = replace(config, n_fft=config.n_fft + 1)
+        return STFT(config, fast_fft_length(config.n_fft))
+
     @torch.inference_mode()
     def _masked_chunk(self, chunk: torch.Tensor, sample_rate: int, start: int = 0) -> torch.Tensor:
         """`_separate_chunk` of a spectrogram model: STFT, masks, iSTFT.
@@ -311,7 +321,7 @@ class Separator:
             spectrum, first_frame, lead = _song_grid_stft(stft, chunk, start)
             analysis, first_model_frame = spectrum, first_frame
         else:
-            stft = STFT(self.config.stft.scaled(sample_rate / self.sample_rate))
+            stft = self._input_stft(sample_rate)
             spectrum, first_frame, lead = _song_grid_stft(stft, chunk, start)
             # The chunk starts on a whole model sample when `_chunk_plan` could align it.
             model_start = round(start * self.sample_rate / sample_rate)
