@@ -219,14 +219,36 @@ def test_harmony_adds_a_shifted_line_on_the_other_side():
 def test_harmony_in_synthesized_mixtures(toy):
     plain = synthesized(toy, augment=AugmentConfig(p_double=0.0))
     backed = synthesized(toy, augment=AugmentConfig(p_harmony=1.0))
+    # every example with vocals (10% are silent by default)
+    assert _changed_examples(backed, plain, "vocals") >= 4
+
+
+def _changed_examples(augmented, plain, stem: str, count: int = 6) -> int:
+    """How many of the first `count` examples have another `stem` than in `plain`; every
+    example's stems must still sum to its mixture."""
     changed = 0
-    for index in range(6):
-        example = backed[index]
+    for index in range(count):
+        example = augmented[index]
         np.testing.assert_allclose(
             example["mixture"], example["vocals"] + example["accompaniment"], atol=1e-6
         )
-        changed += not np.allclose(example["vocals"], plain[index]["vocals"], atol=1e-4)
-    assert changed >= 4  # every example with vocals (10% are silent by default)
+        changed += not np.allclose(example[stem], plain[index][stem], atol=1e-4)
+    return changed
+
+
+def test_accompaniment_drive_adds_harmonics_and_keeps_the_sum(toy):
+    t = np.arange(RATE) / RATE
+    tone = (0.3 * np.sin(2 * np.pi * 200 * t))[None].astype(np.float32)
+    driven = augment.saturate(tone, np.random.default_rng(0), (12.0, 12.0))
+    spectrum = np.abs(np.fft.rfft(driven[0]))
+    assert spectrum[600] > 0.1 * spectrum[200]  # a strong third harmonic (tanh is odd)
+    assert augment.rms(driven) == pytest.approx(augment.rms(tone), rel=1e-4)
+    plain = synthesized(toy)
+    driven_mixtures = synthesized(toy, augment=AugmentConfig(p_drive_accompaniment=1.0))
+    assert _changed_examples(driven_mixtures, plain, "accompaniment") == 6
+    # Off by default, and turning it off draws no random numbers: old configs give old examples.
+    again = synthesized(toy, augment=AugmentConfig(p_drive_accompaniment=0.0))
+    np.testing.assert_array_equal(again[3]["mixture"], plain[3]["mixture"])
 
 
 def test_paired_folder_excerpts(tmp_path):

@@ -223,7 +223,10 @@ class AugmentConfig(Config):
     panning of mono sources within +-max_pan; "production": compression (p_compress), soft
     saturation (p_saturate), a doubled take (p_double) and a harmony line a consonant interval
     away, i.e. a backing vocal (p_harmony). Accompaniment: random EQ
-    (p_eq_accompaniment), a second layered excerpt (p_layer). Both: stereo channel swap, level,
+    (p_eq_accompaniment), a second layered excerpt (p_layer), overdrive of the whole
+    accompaniment (tanh with a drive uniform in `drive_accompaniment_db`, RMS kept: the dense,
+    harmonic-rich midrange of distorted guitars and clipped masters; p_drive_accompaniment).
+    Both: stereo channel swap, level,
     and mix-bus compression of the finished mixture (p_bus_compress: one gain curve from the
     mixture applied to both stems, so they still sum to it).
     """
@@ -243,6 +246,8 @@ class AugmentConfig(Config):
     p_double: float = 0.0
     p_harmony: float = 0.0
     p_bus_compress: float = 0.0
+    p_drive_accompaniment: float = 0.0
+    drive_accompaniment_db: tuple[float, float] = (3.0, 15.0)
 
 
 @dataclass(frozen=True)
@@ -417,6 +422,8 @@ class SynthesizedMixtures(ExampleSource):
             )
         if aug.p_eq_accompaniment and rng.random() < aug.p_eq_accompaniment:
             music = augment.random_eq(music, rng, self.sample_rate, aug.eq_db)
+        if aug.p_drive_accompaniment and rng.random() < aug.p_drive_accompaniment:
+            music = augment.saturate(music, rng, aug.drive_accompaniment_db)
         return music
 
     def __getitem__(self, index: int) -> Example:
