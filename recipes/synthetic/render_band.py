@@ -18,6 +18,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import numpy as np
 import soundfile
 
 from vocalsep.audio import band
@@ -32,6 +33,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--jobs", type=int, default=1, help="fluidsynth processes at once")
     parser.add_argument("--format", choices=("flac", "wav"), default="flac")
     parser.add_argument("--soundfont", type=Path, default=None, help="a General MIDI .sf2")
+    parser.add_argument(
+        "--guitar-drive",
+        default=None,
+        metavar="LOW,HIGH",
+        help="send the overdriven and distortion guitars through an amp and cabinet with a drive "
+        "uniform in LOW-HIGH dB per song (default: the soundfont's own sound)",
+    )
     parser.add_argument(
         "--styles",
         default=None,
@@ -50,6 +58,19 @@ def main(argv: list[str] | None = None) -> int:
     except VocalsepError as error:
         print(f"error: --styles: {error}", file=sys.stderr)
         return 2
+    drive_range = None
+    if args.guitar_drive:
+        try:
+            drive_range = tuple(float(value) for value in args.guitar_drive.split(","))
+            if len(drive_range) != 2 or not 0 < drive_range[0] <= drive_range[1]:
+                raise ValueError
+        except ValueError:
+            print(
+                f"error: --guitar-drive must be LOW,HIGH in dB with 0 < LOW <= HIGH, "
+                f"got {args.guitar_drive!r}",
+                file=sys.stderr,
+            )
+            return 2
     try:
         band.find_fluidsynth()
         soundfont = band.find_soundfont(args.soundfont)
@@ -71,9 +92,18 @@ def main(argv: list[str] | None = None) -> int:
 
     started = time.monotonic()
 
+    def drive(index: int) -> float:
+        # Song k's drive comes from the seed [seed, k, 1], like its notes from [seed, k].
+        rng = np.random.default_rng([args.seed, index, 1])
+        return float(rng.uniform(*drive_range)) if drive_range else 0.0
+
+    drives = {path: drive(index) for index, (path, _) in enumerate(songs)}
+
     def render(item: tuple[Path, band.Song]) -> tuple[Path, band.Song]:
         path, song = item
-        band.render_song(song, path, soundfont=soundfont, format=args.format)
+        band.render_song(
+            song, path, soundfont=soundfont, format=args.format, guitar_drive_db=drives[path]
+        )
         return item
 
     try:

@@ -182,3 +182,60 @@ def test_render_script_rejects_an_unknown_style(tmp_path):
         "error: --styles: unknown style jazz (known: ballad, electronic, funk, pop, rock)"
     ]
     assert not (tmp_path / "out").exists()
+
+
+def test_amp_overdrives_rolls_off_the_top_and_keeps_the_level():
+    rate = 44100
+    t = np.arange(rate) / rate
+    tone = np.stack([0.2 * np.sin(2 * np.pi * 220 * t)] * 2).astype(np.float32)
+    out = band.amp(tone, 18.0, rate)
+    assert out.shape == tone.shape
+    assert np.sqrt(np.mean(out**2)) == pytest.approx(np.sqrt(np.mean(tone**2)), rel=1e-3)
+    spectrum = np.abs(np.fft.rfft(out[0]))  # 1 Hz bins
+    assert spectrum[660] > 0.1 * spectrum[220]  # a strong third harmonic
+    # the cabinet, a 2nd-order low-pass at 5 kHz: the 69th harmonic (15.18 kHz) keeps about
+    # a tenth of what plain tanh gives it, the 5th (1.1 kHz) nearly all
+    raw = np.abs(np.fft.rfft(np.tanh(tone[0] * 10 ** (18 / 20) / 0.2)))
+    assert spectrum[15180] / spectrum[220] < 0.15 * raw[15180] / raw[220]
+    assert spectrum[1100] / spectrum[220] > 0.95 * raw[1100] / raw[220]
+    assert not np.any(band.amp(np.zeros((2, 100), np.float32), 18.0, rate))
+
+
+def test_driven_guitars_are_the_overdrive_and_distortion_programs(song):
+    guitars = [part for part in song.parts if band._is_driven_guitar(part)]
+    assert all(part.program in (29, 30) for part in guitars)
+    drums = next(part for part in song.parts if part.channel == band.DRUM_CHANNEL)
+    assert not band._is_driven_guitar(drums)
+
+
+@pytest.mark.skipif(not _renderable(), reason="needs apt-get install fluidsynth fluid-soundfont-gm")
+def test_guitar_drive_changes_only_songs_with_driven_guitars(tmp_path):
+    songs = band.plan_songs(2, 6, ["rock"])
+    with_guitars = next(s for s in songs if any(band._is_driven_guitar(p) for p in s.parts))
+    short = band.compose_song(np.random.default_rng(5), seconds=4, style="pop")
+    for name, song in (("rock", with_guitars), ("pop", short)):
+        plain = band.render_song(song, tmp_path / f"{name}-plain.flac")
+        driven = band.render_song(song, tmp_path / f"{name}-driven.flac", guitar_drive_db=18.0)
+        a, _ = sf.read(str(plain), always_2d=True)
+        b, _ = sf.read(str(driven), always_2d=True)
+        has_guitars = any(band._is_driven_guitar(p) for p in song.parts)
+        assert (a.shape == b.shape) and (np.abs(a - b).max() > 0.01) == has_guitars
+
+
+def test_render_script_rejects_a_bad_guitar_drive(tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).parents[2] / "recipes" / "synthetic" / "render_band.py"
+    for value in ("10", "20,10", "x,3", "0,5"):
+        result = subprocess.run(
+            [sys.executable, str(script), str(tmp_path / "out"), "--guitar-drive", value],
+            capture_output=True,
+            text=True,
+        )
+        assert result.returncode == 2, value
+        assert result.stderr.strip().splitlines() == [
+            f"error: --guitar-drive must be LOW,HIGH in dB with 0 < LOW <= HIGH, got {value!r}"
+        ]
+    assert not (tmp_path / "out").exists()

@@ -20,7 +20,7 @@ import shutil
 import subprocess
 import tempfile
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TypeVar
 
@@ -751,6 +751,29 @@ def normalise(audio: np.ndarray, rms_db: float = -18.0, peak: float = 0.95) -> n
     return audio.astype(np.float32)
 
 
+def amp(
+    audio: np.ndarray, drive_db: float, sample_rate: int, cabinet_hz: float = 5000.0
+) -> np.ndarray:
+    """A guitar amplifier and cabinet: tanh overdrive with `drive_db` of gain over the stem's
+    peak, then a zero-phase second-order low-pass at `cabinet_hz` (a speaker cabinet passes
+    little above 5 kHz). The RMS is kept."""
+    audio = np.asarray(audio, dtype=np.float32)
+    peak = float(np.abs(audio).max())
+    if peak < 1e-8:
+        return audio
+    driven = np.tanh(audio * (10 ** (drive_db / 20) / peak))
+    spectrum = np.fft.rfft(driven, axis=-1)
+    freqs = np.fft.rfftfreq(driven.shape[-1], 1 / sample_rate)
+    spectrum *= 1 / np.sqrt(1 + (freqs / cabinet_hz) ** 4)
+    out = np.fft.irfft(spectrum, n=driven.shape[-1], axis=-1)
+    scale = np.sqrt(np.mean(audio.astype(np.float64) ** 2) / (np.mean(out**2) + 1e-20))
+    return (out * scale).astype(np.float32)
+
+
+def _is_driven_guitar(part: Part) -> bool:
+    return part.channel != DRUM_CHANNEL and part.program in DRIVEN_GUITARS
+
+
 def render_song(
     song: Song,
     path: str | os.PathLike,
@@ -760,14 +783,39 @@ def render_song(
     format: str = "flac",
     niceness: int = 10,
     overwrite: bool = False,
+    guitar_drive_db: float = 0.0,
 ) -> Path:
-    """Render `song` to a normalised stereo 16-bit `format` file at `path` (written atomically)."""
+    """Render `song` to a normalised stereo 16-bit `format` file at `path` (written atomically).
+
+    With `guitar_drive_db` > 0 the overdriven and distortion guitars (GM 29, 30) are rendered
+    on their own and sent through `amp` before they are mixed back at their own level: the
+    soundfont's samples are much tamer than a real distorted guitar."""
     find_fluidsynth()
     find_soundfont(soundfont)  # fail before composing a temporary file
+    guitars = tuple(part for part in song.parts if _is_driven_guitar(part))
+    split = guitar_drive_db > 0 and guitars
+    pieces = (
+        [
+            replace(song, parts=tuple(p for p in song.parts if not _is_driven_guitar(p))),
+            replace(song, parts=guitars),
+        ]
+        if split
+        else [song]
+    )
+    rendered = []
     with tempfile.TemporaryDirectory(prefix="vocalsep-band-") as folder:
-        midi = Path(folder) / "song.mid"
-        midi.write_bytes(midi_bytes(song))
-        audio = render_midi(midi, soundfont, sample_rate=sample_rate, niceness=niceness)
-    # fluidsynth keeps going while the reverb decays; a second of it is enough.
-    audio = audio[:, : round((song.seconds + 1) * sample_rate)]
+        for index, piece in enumerate(pieces):
+            midi = Path(folder) / f"song{index}.mid"
+            midi.write_bytes(midi_bytes(piece))
+            audio = render_midi(midi, soundfont, sample_rate=sample_rate, niceness=niceness)
+            # fluidsynth keeps going while the reverb decays; a second of it is enough.
+            rendered.append(audio[:, : round((song.seconds + 1) * sample_rate)])
+    if split:
+        rest, guitar = rendered
+        length = max(rest.shape[1], guitar.shape[1])
+        audio = np.zeros((2, length), np.float32)
+        audio[:, : rest.shape[1]] += rest
+        audio[:, : guitar.shape[1]] += amp(guitar, guitar_drive_db, sample_rate)
+    else:
+        audio = rendered[0]
     return write_audio(path, normalise(audio), sample_rate, format, "16", overwrite=overwrite)
