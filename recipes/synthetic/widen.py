@@ -32,9 +32,9 @@ def main() -> int:
     args = parser.parse_args()
     try:
         checkpoint = load_checkpoint(args.checkpoint)
-        config = network_config_class(checkpoint.architecture).from_dict(checkpoint.model_config)
         if checkpoint.architecture != "unet":
             raise VocalsepError(f"{args.checkpoint}: only 'unet' networks can be widened")
+        config = network_config_class(checkpoint.architecture).from_dict(checkpoint.model_config)
         state, wider = widen_unet(
             checkpoint.state_dict,
             config,

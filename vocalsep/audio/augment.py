@@ -178,17 +178,23 @@ def bus_compress(
     return [(source * curve * scale).astype(np.float32) for source in sources]
 
 
-def saturate(
-    audio: np.ndarray, rng: np.random.Generator, drive_db: tuple[float, float] = (0.0, 12.0)
-) -> np.ndarray:
-    """Soft clipping (tanh) with a random drive: adds the harmonics of an overdriven
-    preamp or tape. The RMS is kept."""
+def overdrive(audio: np.ndarray, drive_db: float) -> np.ndarray:
+    """Soft clipping (tanh) with `drive_db` of gain over the peak: the harmonics of an
+    overdriven preamp or tape. The RMS is kept; silence is returned as it is."""
     peak = float(np.max(np.abs(audio)))
     if peak < 1e-8:
         return audio
-    drive = 10 ** (rng.uniform(*drive_db) / 20)
-    out = np.tanh(audio * (drive / peak))
+    out = np.tanh(audio * (10 ** (drive_db / 20) / peak))
     return (out * (rms(audio) / rms(out))).astype(np.float32)
+
+
+def saturate(
+    audio: np.ndarray, rng: np.random.Generator, drive_db: tuple[float, float] = (0.0, 12.0)
+) -> np.ndarray:
+    """`overdrive` with a drive uniform in `drive_db` (nothing is drawn for silence)."""
+    if float(np.max(np.abs(audio))) < 1e-8:
+        return audio
+    return overdrive(audio, rng.uniform(*drive_db))
 
 
 def double(

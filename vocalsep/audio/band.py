@@ -27,6 +27,7 @@ from typing import TypeVar
 import numpy as np
 
 from ..core.errors import VocalsepError
+from . import augment
 from .io import load_audio, write_audio
 
 INSTALL_FLUIDSYNTH = "apt-get install fluidsynth fluid-soundfont-gm"
@@ -754,20 +755,16 @@ def normalise(audio: np.ndarray, rms_db: float = -18.0, peak: float = 0.95) -> n
 def amp(
     audio: np.ndarray, drive_db: float, sample_rate: int, cabinet_hz: float = 5000.0
 ) -> np.ndarray:
-    """A guitar amplifier and cabinet: tanh overdrive with `drive_db` of gain over the stem's
-    peak, then a zero-phase second-order low-pass at `cabinet_hz` (a speaker cabinet passes
-    little above 5 kHz). The RMS is kept."""
+    """A guitar amplifier and cabinet: `augment.overdrive` with `drive_db` of gain over the
+    stem's peak, then a zero-phase second-order low-pass at `cabinet_hz` (a speaker cabinet
+    passes little above 5 kHz). The RMS is kept."""
     audio = np.asarray(audio, dtype=np.float32)
-    peak = float(np.abs(audio).max())
-    if peak < 1e-8:
-        return audio
-    driven = np.tanh(audio * (10 ** (drive_db / 20) / peak))
+    driven = augment.overdrive(audio, drive_db)
     spectrum = np.fft.rfft(driven, axis=-1)
     freqs = np.fft.rfftfreq(driven.shape[-1], 1 / sample_rate)
     spectrum *= 1 / np.sqrt(1 + (freqs / cabinet_hz) ** 4)
     out = np.fft.irfft(spectrum, n=driven.shape[-1], axis=-1)
-    scale = np.sqrt(np.mean(audio.astype(np.float64) ** 2) / (np.mean(out**2) + 1e-20))
-    return (out * scale).astype(np.float32)
+    return (out * (augment.rms(audio) / augment.rms(out))).astype(np.float32)
 
 
 def _is_driven_guitar(part: Part) -> bool:
