@@ -32,6 +32,7 @@ def test_tiny_recipe_learns(tiny_config, tmp_path):
     start, end = history[0]["loss"], history[-1]["loss"]
     assert end <= 0.7 * start, (start, end)  # validation loss falls by at least 30%
     assert history[-1]["sdr_vocals"] > history[0]["sdr_vocals"] + 2.0
+    assert history[-1]["sdr_vocals_mean"] > history[0]["sdr_vocals_mean"] + 2.0
     best = load_checkpoint(result.best)
     assert best.metadata["validation"]["loss"] == pytest.approx(result.best_score)
     assert best.task_config["sample_rate"] == 8000 and best.training_state["step"] > 0

@@ -7,7 +7,11 @@ stem waveforms, every target, leaving out the network's context at both ends of 
 (where it would see zeros instead of music, which never happens when separating).
 Validation reports that loss and the fast global SDR (`metrics.signal_to_distortion_ratio`,
 not BSSEval v4) of waveforms separated by the real inference path (`Separator`), so a
-validation number is what a user would get.
+validation number is what a user would get: `sdr_<stem>` is the median over the validation
+examples (the usual monitor), `sdr_<stem>_mean` the mean. With a few hundred examples the
+median can move by tenths of a dB between two models whose per-example SDRs are nearly the same
+(their values crowd around it); compare the mean as well before calling a change an
+improvement.
 """
 
 from __future__ import annotations
@@ -275,6 +279,7 @@ class SeparationTask:
         for stem, values in sdrs.items():
             if values:
                 metrics[f"sdr_{stem}"] = float(np.median(values))
+                metrics[f"sdr_{stem}_mean"] = float(np.mean(values))
         if self.config.model.targets[0] in sdrs and sdrs[self.config.model.targets[0]]:
             metrics["sdr"] = metrics[f"sdr_{self.config.model.targets[0]}"]
         return metrics
