@@ -22,6 +22,7 @@ import sys
 import numpy as np
 import torch
 
+from vocalsep.audio.augment import rms
 from vocalsep.audio.io import load_audio, resample
 from vocalsep.audio.metrics import signal_to_distortion_ratio
 from vocalsep.audio.separator import Separator
@@ -29,10 +30,6 @@ from vocalsep.audio.tracks import conform, find_folder_tracks, load_track
 from vocalsep.core.errors import VocalsepError
 
 RATE = 44100
-
-
-def _rms(audio: np.ndarray) -> float:
-    return float(np.sqrt(np.mean(np.square(audio, dtype=np.float64)) + 1e-20))
 
 
 def _excerpt(audio: np.ndarray, length: int) -> np.ndarray:
@@ -46,7 +43,7 @@ def pair_sdr(
 ) -> float:
     """Global vocal SDR of `separator` on `vocals` mixed `level_db` below/above
     `accompaniment` (both `(2, samples)` at 44.1 kHz)."""
-    vocals = vocals * (_rms(accompaniment) / _rms(vocals) * 10 ** (level_db / 20))
+    vocals = vocals * (rms(accompaniment) / rms(vocals) * 10 ** (level_db / 20))
     mixture = vocals + accompaniment
     gain = 0.9 / max(float(np.max(np.abs(mixture))), 1e-9)
     estimate = separator.separate(mixture * gain, RATE)["vocals"] / gain
@@ -71,10 +68,9 @@ def main() -> int:
         tracks = [t for t in find_folder_tracks(args.root) if args.filter in t.name]
         if not tracks:
             raise VocalsepError(f"no track in {args.root} matches --filter {args.filter!r}")
-        stems = {t.name: load_track(t, RATE) for t in tracks}
         stems = {
-            name: {k: conform(v, 2, None, RATE, name) for k, v in s.items()}
-            for name, s in stems.items()
+            t.name: {k: conform(v, 2, None, RATE, t.name) for k, v in load_track(t, RATE).items()}
+            for t in tracks
         }
         extra = {}
         for path in args.accompaniment:
