@@ -30,6 +30,7 @@ from vocalsep.audio.tracks import conform, find_folder_tracks, load_track
 from vocalsep.core.errors import VocalsepError
 
 RATE = 44100
+SILENT_RMS = 1e-5  # -100 dBFS
 
 
 def _excerpt(audio: np.ndarray, length: int) -> np.ndarray:
@@ -83,12 +84,20 @@ def main() -> int:
         short = [p for p, a in extra.items() if a.shape[-1] < length]
         if short:
             raise VocalsepError(f"{short[0]} is shorter than the {length / RATE:.1f} s excerpt")
+        columns = {name: _excerpt(s["accompaniment"], length) for name, s in stems.items()}
+        columns.update({path: _excerpt(a, length) for path, a in extra.items()})
+        excerpts = {name: _excerpt(s["vocals"], length) for name, s in stems.items()}
+        for kind, audio in [("vocals", excerpts), ("accompaniment", columns)]:
+            silent = [name for name, a in audio.items() if rms(a) < SILENT_RMS]
+            if silent:  # no level to mix at: the SDR would be -inf or nan
+                raise VocalsepError(
+                    f"the {kind} of {silent[0]} are silent in the {length / RATE:.1f} s "
+                    "excerpt (choose other tracks or --seconds)"
+                )
         separator = Separator.from_pretrained(args.model)
     except VocalsepError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
-    columns = {name: _excerpt(s["accompaniment"], length) for name, s in stems.items()}
-    columns.update({path: _excerpt(a, length) for path, a in extra.items()})
     width = max(len(name) for name in stems)
     print(
         f"vocal SDR (dB) at {args.level_db:+.1f} dB, {length / RATE:.1f} s; model "
@@ -98,9 +107,8 @@ def main() -> int:
         print(f"  [{k}] {name}")
     header = "".join(f"{f'[{k}]':>8}" for k in range(len(columns)))
     print(f"{'':{width}}{header}" + (f"{'extra':>8}" if extra else ""))
-    for name, s in stems.items():
-        vocals = _excerpt(s["vocals"], length)
-        row = [pair_sdr(separator, vocals, acc, args.level_db) for acc in columns.values()]
+    for name in stems:
+        row = [pair_sdr(separator, excerpts[name], acc, args.level_db) for acc in columns.values()]
         cells = "".join(f"{value:8.2f}" for value in row)
         tail = f"{np.mean(row[len(stems) :]):8.2f}" if extra else ""
         print(f"{name:{width}}{cells}{tail}", flush=True)

@@ -114,3 +114,33 @@ def test_script_bad_input_is_one_line(tmp_path, arguments, message):
     )
     assert result.returncode == 1
     assert result.stderr.strip().splitlines() == [message.format(root=root)]
+
+
+@pytest.mark.parametrize("silent", ["vocals", "extra"])
+def test_script_refuses_a_silent_excerpt_in_one_line(tmp_path, silent):
+    """A silent stem has no level to mix at (the SDR would be -inf or nan): refuse it."""
+    _track(tmp_path / "data" / "one", 2.0, 0)
+    extra = tmp_path / "extra.wav"
+    sf.write(extra, 0.1 * np.random.default_rng(5).standard_normal((3 * RATE, 2)), RATE)
+    if silent == "vocals":
+        sf.write(tmp_path / "data" / "one" / "vocals.wav", np.zeros(2 * RATE), RATE)
+    else:
+        sf.write(extra, np.zeros((3 * RATE, 2)), RATE)
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(SCRIPT),
+            "--root",
+            str(tmp_path / "data"),
+            "--accompaniment",
+            str(extra),
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 1
+    kind, name = ("vocals", "one") if silent == "vocals" else ("accompaniment", str(extra))
+    assert result.stderr.strip().splitlines() == [
+        f"error: the {kind} of {name} are silent in the 2.0 s excerpt "
+        "(choose other tracks or --seconds)"
+    ]
