@@ -402,3 +402,16 @@ def test_ffprobe_without_audio_stream(tmp_path, monkeypatch):
     path.write_bytes(b"not for libsndfile")
     with pytest.raises(AudioDecodeError, match="no audio stream"):
         open_audio(path)
+
+
+def test_junk_mp3_leaves_nothing_on_stderr_but_our_error(tmp_path, capfd):
+    """libmpg123 (inside libsndfile) writes "Note: ..." lines to descriptor 2 when it probes
+    a file that is not audio; the user must see only the one-line error."""
+    path = tmp_path / "junk.mp3"
+    path.write_bytes(b"not audio\n")
+    with pytest.raises(AudioDecodeError, match="junk.mp3"):
+        open_audio(path)
+    out, err = capfd.readouterr()
+    assert err == ""
+    print("still writable", file=sys.stderr)  # descriptor 2 is restored
+    assert capfd.readouterr().err == "still writable\n"

@@ -9,6 +9,7 @@ once complete, so a half-written file never exists under the final name.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -16,6 +17,7 @@ import secrets
 import shutil
 import stat
 import subprocess
+import sys
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -165,6 +167,28 @@ class AudioReader:
         self.close()
 
 
+@contextlib.contextmanager
+def _c_stderr_silenced() -> Iterator[None]:
+    """Send what C libraries write to file descriptor 2 to /dev/null for the duration.
+
+    libsndfile's MP3 decoder (libmpg123) writes its own notes there when it probes a file that
+    is not audio; the error we raise says what went wrong in one line instead."""
+    sys.stderr.flush()
+    try:
+        saved = os.dup(2)
+    except OSError:  # no usable descriptor 2: nothing to silence
+        yield
+        return
+    null = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(null, 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(null)
+
+
 def open_audio(path: StrPath) -> AudioReader:
     """Open `path` for streaming with libsndfile, or ffmpeg when libsndfile cannot read it.
 
@@ -172,7 +196,8 @@ def open_audio(path: StrPath) -> AudioReader:
     path = Path(path)
     _check_readable(path)
     try:
-        file = soundfile.SoundFile(os.fspath(path))
+        with _c_stderr_silenced():  # libmpg123 prints "Note: ..." lines while probing junk
+            file = soundfile.SoundFile(os.fspath(path))
     except _SOUNDFILE_ERRORS as error:
         return _open_with_ffmpeg(path, _reason(error))
     frames = None if file.frames >= _UNKNOWN_FRAMES else file.frames
