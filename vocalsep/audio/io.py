@@ -177,16 +177,20 @@ def _c_stderr_silenced() -> Iterator[None]:
     try:
         saved = os.dup(2)
     except OSError:  # no usable descriptor 2: nothing to silence
+        saved = None
+    if saved is None:
         yield
         return
-    null = os.open(os.devnull, os.O_WRONLY)
     try:
-        os.dup2(null, 2)
+        null = os.open(os.devnull, os.O_WRONLY)
+        try:
+            os.dup2(null, 2)
+        finally:
+            os.close(null)  # descriptor 2 holds /dev/null now
         yield
     finally:
         os.dup2(saved, 2)
         os.close(saved)
-        os.close(null)
 
 
 def open_audio(path: StrPath) -> AudioReader:
