@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 
 import pytest
 import torch
@@ -16,7 +18,7 @@ from vocalsep.core.checkpoint import load_checkpoint
 from vocalsep.core.errors import CheckpointError, ConfigError
 from vocalsep.train import TrainingError, TrainingInterrupted, load_run_config
 from vocalsep.train.config import OptimizerConfig, apply_overrides, parse_override
-from vocalsep.train.trainer import LRSchedule
+from vocalsep.train.trainer import LRSchedule, _batches, _DeferredInterrupts
 
 
 def validations(run_dir):
@@ -248,3 +250,55 @@ def test_cuda_device_always_gets_an_index(monkeypatch):
     assert _device("auto", Distributed()) == torch.device("cpu")
     with pytest.raises(TrainingError, match="CUDA is not available"):
         _device("cuda", Distributed())
+
+
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["sigint", "sigterm"])
+def test_a_signal_while_a_batch_is_received_is_raised_after_it(signum):
+    # A KeyboardInterrupt in the middle of receiving a batch from a loader worker breaks the
+    # worker's file-descriptor handshake (a traceback from its resource sharer on stderr).
+    previous = signal.signal(signum, _interrupt)
+    try:
+        guard = _DeferredInterrupts()
+        received = []
+        with pytest.raises(KeyboardInterrupt):
+            with guard:
+                os.kill(os.getpid(), signum)
+                time.sleep(0.05)
+                received.append("batch")  # the handshake runs to its end
+        assert received == ["batch"]
+        assert signal.getsignal(signum) is _interrupt  # the trainer's handler is back
+        with guard:  # nothing pending: a quiet pass
+            received.append("next")
+        assert received == ["batch", "next"]
+    finally:
+        signal.signal(signum, previous)
+
+
+def test_batches_defers_a_signal_to_after_the_batch_and_ends_with_the_loader():
+    loader = torch.utils.data.DataLoader(list(range(5)), batch_size=2)
+    assert [batch.tolist() for batch in _batches(loader)] == [[0, 1], [2, 3], [4]]
+    previous = signal.signal(signal.SIGTERM, _interrupt)
+    try:
+
+        class Signalling(torch.utils.data.Dataset):
+            def __len__(self):
+                return 4
+
+            def __getitem__(self, index):
+                fetched.append(index)
+                if index == 2:
+                    os.kill(os.getpid(), signal.SIGTERM)
+                return index
+
+        seen, fetched = [], []
+        with pytest.raises(KeyboardInterrupt):
+            for batch in _batches(torch.utils.data.DataLoader(Signalling(), batch_size=2)):
+                seen.append(batch.tolist())
+        assert fetched == [0, 1, 2, 3]  # the second batch was completed after the signal,
+        assert seen == [[0, 1]]  # then the interruption came, before the loop body ran again
+    finally:
+        signal.signal(signal.SIGTERM, previous)

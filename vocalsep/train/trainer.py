@@ -133,14 +133,78 @@ class _StepSampler(Sampler[list[int]]):
 
 
 def _loader_worker_init(worker_id: int) -> None:
-    """DataLoader workers ignore SIGTERM: only the trainer decides when they stop.
+    """DataLoader workers ignore SIGTERM and SIGINT: only the trainer decides when they stop.
 
-    `pkill -f "vocalsep train ..."` matches the workers too (they share the command line).
-    A worker killed first would make the trainer fail with "DataLoader worker ... killed by
-    signal" instead of saving `last.ckpt`; ignoring the signal lets the trainer handle it as
-    an interruption and shut its workers down itself (a worker also exits on its own once
-    the trainer is gone)."""
+    `pkill -f "vocalsep train ..."` matches the workers too (they share the command line), and
+    Ctrl-C in a terminal signals the whole foreground process group. A worker killed first
+    would make the trainer fail with "DataLoader worker ... killed by signal" (or exit
+    unexpectedly) instead of saving `last.ckpt`; ignoring the signals lets the trainer handle
+    them as an interruption and shut its workers down itself (a worker also exits on its own
+    once the trainer is gone)."""
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+class _DeferredInterrupts:
+    """Holds SIGINT and SIGTERM while the trainer receives a batch from its loader workers.
+
+    A worker hands each batch's tensors over as file descriptors: the trainer connects to the
+    worker's `multiprocessing` resource sharer and fetches them. A KeyboardInterrupt raised in
+    the middle of that handshake leaves the worker's sharer thread with a broken connection,
+    and it prints a traceback on the shared stderr after the trainer's one-line "interrupted"
+    message. Inside this context a signal is only recorded; on leaving, the recorded signal's
+    previous handler runs (KeyboardInterrupt for both, in `vocalsep train`), after the batch is
+    complete. Outside the main thread (where handlers cannot be set) it does nothing."""
+
+    _SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self) -> None:
+        self._previous: dict[int, Any] = {}
+        self._pending: list[int] = []
+
+    def _record(self, signum, frame) -> None:
+        self._pending.append(signum)
+
+    def __enter__(self) -> _DeferredInterrupts:
+        self._pending.clear()
+        self._previous.clear()
+        try:
+            for signum in self._SIGNALS:
+                self._previous[signum] = signal.signal(signum, self._record)
+        except ValueError:  # not the main thread: nothing to defer
+            self._restore()
+        return self
+
+    def _restore(self) -> None:
+        for signum, handler in self._previous.items():
+            # None: a handler set outside Python; the default is the closest we can put back.
+            signal.signal(signum, signal.SIG_DFL if handler is None else handler)
+        self._previous.clear()
+
+    def __exit__(self, kind, error, traceback) -> bool:
+        previous = dict(self._previous)
+        self._restore()
+        if self._pending:
+            signum = self._pending[0]
+            handler = previous.get(signum)
+            if callable(handler):
+                handler(signum, None)  # raises KeyboardInterrupt for SIGINT's default handler
+            elif handler != signal.SIG_IGN:
+                signal.raise_signal(signum)  # the default action, now that it is back in place
+        return False
+
+
+def _batches(loader: DataLoader) -> Iterator[Any]:
+    """The loader's batches, each received with SIGINT/SIGTERM deferred (`_DeferredInterrupts`)."""
+    iterator = iter(loader)
+    guard = _DeferredInterrupts()
+    while True:
+        with guard:
+            try:
+                batch = next(iterator)
+            except StopIteration:
+                return
+        yield batch
 
 
 def build_optimizer(config: OptimizerConfig, parameters) -> torch.optim.Optimizer:
@@ -424,7 +488,7 @@ class Trainer:
             self._validate(model, schedule, state, bar, baseline=True)
         model.train()
         try:
-            for batch in loader:
+            for batch in _batches(loader):
                 step = state["step"]
                 torch.manual_seed((trainer.seed * _SEED_MIX + step) * 4099 + self.dist.rank)
                 lr = schedule.apply(optimizer, step)
