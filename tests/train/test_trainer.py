@@ -302,3 +302,22 @@ def test_batches_defers_a_signal_to_after_the_batch_and_ends_with_the_loader():
         assert seen == [[0, 1]]  # then the interruption came, before the loop body ran again
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+def test_a_second_signal_while_a_batch_is_received_interrupts_at_once():
+    # A hung loader must not make the run unstoppable: the second Ctrl-C is not held.
+    previous = signal.signal(signal.SIGINT, _interrupt)
+    try:
+        received = []
+        with pytest.raises(KeyboardInterrupt):
+            with _DeferredInterrupts():
+                os.kill(os.getpid(), signal.SIGINT)
+                time.sleep(0.05)
+                received.append("held")
+                os.kill(os.getpid(), signal.SIGINT)
+                time.sleep(0.05)
+                received.append("never")
+        assert received == ["held"]
+        assert signal.getsignal(signal.SIGINT) is _interrupt
+    finally:
+        signal.signal(signal.SIGINT, previous)

@@ -154,7 +154,9 @@ class _DeferredInterrupts:
     and it prints a traceback on the shared stderr after the trainer's one-line "interrupted"
     message. Inside this context a signal is only recorded; on leaving, the recorded signal's
     previous handler runs (KeyboardInterrupt for both, in `vocalsep train`), after the batch is
-    complete. Outside the main thread (where handlers cannot be set) it does nothing."""
+    complete. A second signal before that runs the handler at once, so a loader that hangs
+    cannot hold the run. Outside the main thread (where handlers cannot be set) it does
+    nothing."""
 
     _SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
@@ -163,6 +165,12 @@ class _DeferredInterrupts:
         self._pending: list[int] = []
 
     def _record(self, signum, frame) -> None:
+        if self._pending:  # a second signal: a loader that hangs must not hold the run
+            self._pending.clear()
+            handler = self._previous.get(signum)
+            self._restore()
+            _deliver(signum, handler, frame)
+            return
         self._pending.append(signum)
 
     def __enter__(self) -> _DeferredInterrupts:
@@ -185,13 +193,18 @@ class _DeferredInterrupts:
         previous = dict(self._previous)
         self._restore()
         if self._pending:
-            signum = self._pending[0]
-            handler = previous.get(signum)
-            if callable(handler):
-                handler(signum, None)  # raises KeyboardInterrupt for SIGINT's default handler
-            elif handler != signal.SIG_IGN:
-                signal.raise_signal(signum)  # the default action, now that it is back in place
+            signum = self._pending.pop(0)
+            self._pending.clear()
+            _deliver(signum, previous.get(signum), None)
         return False
+
+
+def _deliver(signum: int, handler: Any, frame: Any) -> None:
+    """Does what `handler` (a handler `signal.signal` returned) would have done for `signum`."""
+    if callable(handler):
+        handler(signum, frame)  # SIGINT's default handler raises KeyboardInterrupt
+    elif handler != signal.SIG_IGN:
+        signal.raise_signal(signum)  # the default action, once the default is back in place
 
 
 def _batches(loader: DataLoader) -> Iterator[Any]:
