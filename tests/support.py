@@ -169,3 +169,21 @@ def write_musdb_wav(root, names, rate=44100, seconds=2.0):
 # musdb's own validation split names this track (musdb/configs/mus.yaml); the others train.
 MUSDB_VALID = ["Actions - One Minute Smile"]
 MUSDB_TRAIN = ["A Classic Education - NightOwl", "ANiMAL - Clinic A"]
+
+
+def write_damaged_mp3(path: Path, audio: np.ndarray, sample_rate: int) -> Path:
+    """`audio` `(channels, samples)` as an MP3 that still decodes, with 12 runs of 30 random
+    bytes written over its middle third (damaged frames the decoder skips with messages).
+    Skips the calling test where libsndfile cannot write MP3."""
+    import pytest
+
+    if "MP3" not in sf.available_formats():
+        pytest.skip("this libsndfile cannot write MP3")
+    path = Path(path)
+    sf.write(path, audio.T, sample_rate, format="MP3")
+    data = bytearray(path.read_bytes())
+    rng = np.random.default_rng(0)
+    for position in rng.integers(len(data) // 3, 2 * len(data) // 3, 12):
+        data[position : position + 30] = rng.integers(0, 256, 30, dtype=np.uint8).tobytes()
+    path.write_bytes(bytes(data))
+    return path

@@ -6,6 +6,7 @@ import argparse
 import os
 import signal
 import sys
+import warnings
 from collections.abc import Sequence
 
 from ._version import __version__
@@ -16,6 +17,21 @@ PROG = "vocalsep"
 def _error(message: object) -> None:
     text = " ".join(str(message).split())  # always exactly one line
     print(f"{PROG}: error: {text}", file=sys.stderr)
+
+
+def _one_line_warnings(show):
+    """A `warnings.showwarning` that prints vocalsep's own warnings as one
+    `vocalsep: warning: ...` line and hands every other warning to `show`."""
+    from .core.errors import VocalsepWarning
+
+    def show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+        if issubclass(category, VocalsepWarning):
+            text = " ".join(str(message).split())
+            print(f"{PROG}: warning: {text}", file=sys.stderr if file is None else file)
+        else:
+            show(message, category, filename, lineno, file, line)
+
+    return show_warning
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -564,6 +580,8 @@ def _models(args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    show = warnings.showwarning
+    warnings.showwarning = _one_line_warnings(show)
     try:
         return args.func(args)
     except KeyboardInterrupt:
@@ -577,3 +595,5 @@ def main(argv: Sequence[str] | None = None) -> int:
             "rerun with VOCALSEP_DEBUG=1 and report the traceback"
         )
         return 3
+    finally:
+        warnings.showwarning = show

@@ -11,6 +11,7 @@ import sys
 import numpy as np
 import pytest
 import soundfile
+from support import write_damaged_mp3
 
 from vocalsep.audio.errors import AudioDecodeError, AudioWriteError, InvalidAudioError
 from vocalsep.audio.io import (
@@ -23,7 +24,7 @@ from vocalsep.audio.io import (
     resample,
     write_audio,
 )
-from vocalsep.core.errors import VocalsepError
+from vocalsep.core.errors import VocalsepError, VocalsepWarning
 
 SR = 16000
 needs_ffmpeg = pytest.mark.skipif(
@@ -415,3 +416,25 @@ def test_junk_mp3_leaves_nothing_on_stderr_but_our_error(tmp_path, capfd):
     assert err == ""
     print("still writable", file=sys.stderr)  # descriptor 2 is restored
     assert capfd.readouterr().err == "still writable\n"
+
+
+def test_damaged_mp3_decodes_with_one_warning_and_no_decoder_noise(tmp_path, capfd):
+    """libmpg123 writes "Note: Illegal Audio-MPEG-Header ..." and "error: ..." lines to
+    descriptor 2 for every damaged frame it skips; the user gets one warning instead."""
+    path = write_damaged_mp3(tmp_path / "damaged.mp3", sine(seconds=6.0, sr=44100), 44100)
+    with pytest.warns(VocalsepWarning, match="damaged.mp3.*damaged data") as caught:
+        audio, rate = load_audio(path)
+    assert len(caught) == 1
+    assert rate == 44100 and audio.shape[0] == 2 and audio.shape[1] > 5 * 44100
+    assert capfd.readouterr().err == ""
+    print("still writable", file=sys.stderr)  # descriptor 2 is restored
+    assert capfd.readouterr().err == "still writable\n"
+
+
+def test_intact_mp3_gives_no_warning(tmp_path, recwarn):
+    if "MP3" not in soundfile.available_formats():
+        pytest.skip("this libsndfile cannot write MP3")
+    path = tmp_path / "intact.mp3"
+    soundfile.write(path, sine(seconds=2.0, sr=44100).T, 44100, format="MP3")
+    load_audio(path)
+    assert not [w for w in recwarn if issubclass(w.category, VocalsepWarning)]

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
-from support import digest, synth, write_wav
+from support import digest, synth, write_damaged_mp3, write_wav
 
 from vocalsep import __version__, pretrained
 from vocalsep.cli import main
@@ -326,3 +326,15 @@ def test_bad_options(tmp_path, song, tiny_checkpoint, args, phrase, capsys):
     )
     assert code != 0 and len(err) == 1 and phrase in err[0], err
     assert not (tmp_path / "out").exists()
+
+
+def test_damaged_mp3_is_separated_with_one_warning_line(tmp_path, tiny_checkpoint):
+    # A subprocess: libmpg123 writes to descriptor 2 itself, below Python's sys.stderr.
+    path = write_damaged_mp3(tmp_path / "damaged.mp3", synth(44100, 44100 * 6, 2), 44100)
+    out = tmp_path / "out"
+    result = run_cli("separate", path, "-o", out, "--model", tiny_checkpoint, "--no-progress")
+    assert result.returncode == 0, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("vocalsep: warning: "), result.stderr
+    assert "damaged.mp3" in lines[0] and "re-download" in lines[0]
+    assert files_under(out) == ["damaged/accompaniment.wav", "damaged/vocals.wav"]

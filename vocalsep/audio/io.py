@@ -19,6 +19,7 @@ import stat
 import subprocess
 import sys
 import tempfile
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from fractions import Fraction
@@ -29,6 +30,7 @@ import numpy as np
 import soundfile
 import soxr
 
+from ..core.errors import VocalsepWarning
 from .errors import AudioDecodeError, AudioWriteError, InvalidAudioError
 
 StrPath = str | os.PathLike
@@ -77,6 +79,9 @@ class AudioReader:
         self._ffmpeg = source if isinstance(source, str) else None
         self._processes: set[subprocess.Popen] = set()
         self._closed = False
+        # What libmpg123 writes to descriptor 2 while decoding (damaged frames), kept out of
+        # the terminal and summed up in one warning at the end of the stream.
+        self._decoder_log: tempfile._TemporaryFileWrapper | None = None
 
     def blocks(self, block_frames: int) -> Iterator[np.ndarray]:
         """Yield the file from its start as float32 `(channels, n)` blocks with
@@ -97,7 +102,8 @@ class AudioReader:
             try:
                 if read == 0 and file.tell() != 0:
                     file.seek(0)
-                data = file.read(block_frames, dtype="float32", always_2d=True)
+                with self._decoder_messages():
+                    data = file.read(block_frames, dtype="float32", always_2d=True)
             except (soundfile.SoundFileError, RuntimeError) as error:
                 raise AudioDecodeError(
                     f"cannot decode {self.path} after {read} frames ({_reason(error)}); "
@@ -115,6 +121,31 @@ class AudioReader:
             slack = self.info.sample_rate // 20 if file.format == "OGG" else 0
             if self.info.frames - read > slack:
                 raise _truncated(self.path, self.info.frames, read)
+        self._warn_if_damaged()
+
+    def _decoder_messages(self) -> contextlib.AbstractContextManager:
+        """Around an MP3 read: descriptor 2 goes to the decoder log. Other formats: nothing."""
+        if self._file is None or self._file.format != "MP3":
+            return contextlib.nullcontext()
+        if self._decoder_log is None:
+            self._decoder_log = tempfile.TemporaryFile()
+        return _c_stderr_redirected(self._decoder_log.fileno())
+
+    def _warn_if_damaged(self) -> None:
+        log = self._decoder_log
+        if log is None or os.fstat(log.fileno()).st_size == 0:
+            return
+        log.seek(0)
+        lines = [line for line in log.read().decode("utf-8", "replace").splitlines() if line]
+        log.seek(0)
+        log.truncate()
+        warnings.warn(
+            f"{self.path}: the MP3 decoder met damaged data and skipped over it "
+            f"({len(lines)} decoder messages, e.g. {lines[0].strip()!r}); the stems may have "
+            "gaps or clicks there: re-export or re-download it",
+            VocalsepWarning,
+            stacklevel=2,
+        )
 
     def _ffmpeg_blocks(self, block_frames: int) -> Iterator[np.ndarray]:
         channels, frame_bytes = self.info.channels, 4 * self.info.channels
@@ -159,6 +190,8 @@ class AudioReader:
             _stop(process)
         if self._file is not None:
             self._file.close()
+        if self._decoder_log is not None:
+            self._decoder_log.close()
 
     def __enter__(self) -> AudioReader:
         return self
@@ -173,20 +206,34 @@ def _c_stderr_silenced() -> Iterator[None]:
 
     libsndfile's MP3 decoder (libmpg123) writes its own notes there when it probes a file that
     is not audio; the error we raise says what went wrong in one line instead."""
+    try:
+        null = os.open(os.devnull, os.O_WRONLY)
+    except OSError:  # no /dev/null: leave descriptor 2 alone
+        null = None
+    if null is None:
+        yield
+        return
+    try:
+        with _c_stderr_redirected(null):
+            yield
+    finally:
+        os.close(null)
+
+
+@contextlib.contextmanager
+def _c_stderr_redirected(target: int) -> Iterator[None]:
+    """Point file descriptor 2 at the open descriptor `target` for the duration (what C code
+    writes there goes to it), then put the old descriptor 2 back."""
     sys.stderr.flush()
     try:
         saved = os.dup(2)
-    except OSError:  # no usable descriptor 2: nothing to silence
+    except OSError:  # no usable descriptor 2: nothing to redirect
         saved = None
     if saved is None:
         yield
         return
     try:
-        null = os.open(os.devnull, os.O_WRONLY)
-        try:
-            os.dup2(null, 2)
-        finally:
-            os.close(null)  # descriptor 2 holds /dev/null now
+        os.dup2(target, 2)
         yield
     finally:
         os.dup2(saved, 2)

@@ -14,3 +14,8 @@ class ConfigError(VocalsepError, ValueError):
 
 class CheckpointError(VocalsepError):
     """A checkpoint file is missing, truncated, foreign or incompatible."""
+
+
+class VocalsepWarning(UserWarning):
+    """Something worked, with a caveat the user should hear about (the command line prints
+    it as one `vocalsep: warning: ...` line)."""
