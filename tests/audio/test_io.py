@@ -438,3 +438,12 @@ def test_intact_mp3_gives_no_warning(tmp_path, recwarn):
     soundfile.write(path, sine(seconds=2.0, sr=44100).T, 44100, format="MP3")
     load_audio(path)
     assert not [w for w in recwarn if issubclass(w.category, VocalsepWarning)]
+
+
+def test_ffmpeg_reason_drops_the_path_and_the_component_address():
+    from vocalsep.audio.io import _first_line
+
+    stderr = b"[mp3 @ 0x55ab97b81500] Failed to read frame size: Could not seek to 1027.\n/a: x\n"
+    assert _first_line(stderr, "/a") == "Failed to read frame size: Could not seek to 1027."
+    assert _first_line(b"/a/s.m4a: Invalid data found\n", "/a/s.m4a") == "Invalid data found"
+    assert _first_line(b"", "/a") == "no error message"

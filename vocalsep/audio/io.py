@@ -52,6 +52,7 @@ _BYTES_PER_SAMPLE = dict(
 # (an AIFF SSND chunk starts with 8 bytes of offset and block size).
 _SHORT_CHUNK = re.compile(r"^\s*(data|SSND|Data Size)\s*:\s*(\d+)\s*\(should be (\d+)\)", re.M)
 _PLACEHOLDER_SIZE = 0x7FFFF000  # streaming writers leave ~2**31 or 2**32 - 1 in their headers
+_FFMPEG_CONTEXT = re.compile(r"^\[[\w.-]+ @ 0x[0-9a-fA-F]+\]\s*")  # "[mp3 @ 0x55ab97b81500] "
 _UNKNOWN_FRAMES = 2**63 - 1  # libsndfile's SF_COUNT_MAX
 _PROBE_TIMEOUT_S = 60
 _LOAD_BLOCK = 1 << 18
@@ -540,9 +541,12 @@ def _reason(error: BaseException) -> str:
 
 
 def _first_line(stderr: bytes, target: str) -> str:
+    """ffmpeg's first error line without the input's path and the "[mp3 @ 0x55ab...] " tag
+    of the component that wrote it (a memory address means nothing to the user)."""
     lines = stderr.decode("utf-8", "replace").strip().splitlines()
     line = lines[0].strip() if lines else "no error message"
-    return line.removeprefix(f"{target}: ")
+    line = _FFMPEG_CONTEXT.sub("", line.removeprefix(f"{target}: "))
+    return line or "no error message"
 
 
 def _stop(process: subprocess.Popen) -> None:
