@@ -14,9 +14,14 @@ from ._version import __version__
 PROG = "vocalsep"
 
 
+def _say(kind: str, message: object, file=None) -> None:
+    """`vocalsep: KIND: message` on stderr (or `file`), always exactly one line."""
+    text = " ".join(str(message).split())
+    print(f"{PROG}: {kind}: {text}", file=sys.stderr if file is None else file)
+
+
 def _error(message: object) -> None:
-    text = " ".join(str(message).split())  # always exactly one line
-    print(f"{PROG}: error: {text}", file=sys.stderr)
+    _say("error", message)
 
 
 def _one_line_warnings(show):
@@ -26,8 +31,7 @@ def _one_line_warnings(show):
 
     def show_warning(message, category, filename, lineno, file=None, line=None) -> None:
         if issubclass(category, VocalsepWarning):
-            text = " ".join(str(message).split())
-            print(f"{PROG}: warning: {text}", file=sys.stderr if file is None else file)
+            _say("warning", message, file)
         else:
             show(message, category, filename, lineno, file, line)
 

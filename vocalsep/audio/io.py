@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 from types import TracebackType
+from typing import IO
 
 import numpy as np
 import soundfile
@@ -82,7 +83,7 @@ class AudioReader:
         self._closed = False
         # What libmpg123 writes to descriptor 2 while decoding (damaged frames), kept out of
         # the terminal and summed up in one warning at the end of the stream.
-        self._decoder_log: tempfile._TemporaryFileWrapper | None = None
+        self._decoder_log: IO[bytes] | None = None
 
     def blocks(self, block_frames: int) -> Iterator[np.ndarray]:
         """Yield the file from its start as float32 `(channels, n)` blocks with

@@ -162,19 +162,19 @@ class _DeferredInterrupts:
 
     def __init__(self) -> None:
         self._previous: dict[int, Any] = {}
-        self._pending: list[int] = []
+        self._pending: int | None = None  # the signal held, if any
 
     def _record(self, signum, frame) -> None:
-        if self._pending:  # a second signal: a loader that hangs must not hold the run
-            self._pending.clear()
+        if self._pending is not None:  # a second signal: a loader that hangs must not hold the run
+            self._pending = None
             handler = self._previous.get(signum)
             self._restore()
             _deliver(signum, handler, frame)
             return
-        self._pending.append(signum)
+        self._pending = signum
 
     def __enter__(self) -> _DeferredInterrupts:
-        self._pending.clear()
+        self._pending = None
         self._previous.clear()
         try:
             for signum in self._SIGNALS:
@@ -192,9 +192,8 @@ class _DeferredInterrupts:
     def __exit__(self, kind, error, traceback) -> bool:
         previous = dict(self._previous)
         self._restore()
-        if self._pending:
-            signum = self._pending.pop(0)
-            self._pending.clear()
+        signum, self._pending = self._pending, None
+        if signum is not None:
             _deliver(signum, previous.get(signum), None)
         return False
 
