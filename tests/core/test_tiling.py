@@ -166,3 +166,34 @@ def test_stream_passes_positions():
     joined = torch.cat([o for o in out if o is not None], dim=-1)[0]
     torch.testing.assert_close(joined, torch.arange(25.0))
     assert [start for start, _ in seen] == [-3, 5, 13]  # kept [0, 10), [8, 18), [16, 25)
+
+
+@pytest.mark.parametrize("batch", [2, 3, 8, 100])
+@torch.no_grad()
+def test_batched_tiles_give_the_same_output_in_fewer_calls(batch):
+    torch.manual_seed(2)
+    conv = torch.nn.Conv2d(1, 4, kernel_size=3, padding=1)
+    image = torch.randn(2, 1, 50, 71)
+    plans = [TilePlan(16, 4, 1), TilePlan(20, 5, 1)]
+    calls = []
+
+    def fn(tile):
+        calls.append(tile.shape[0])
+        return conv(tile)
+
+    expected = overlap_add(fn, image, plans, origins=[3, 7])
+    tiles = len(calls)
+    assert tiles == 25 and set(calls) == {2}  # one call per tile of both images (5 x 5)
+    calls.clear()
+    batched = overlap_add(fn, image, plans, origins=[3, 7], batch=batch)
+    assert torch.allclose(batched, expected, atol=1e-6)
+    assert sum(calls) == 2 * tiles  # every tile once
+    assert max(calls) == 2 * min(batch, tiles)
+    assert len(calls) == -(-tiles // batch)
+
+
+def test_batched_tiles_need_a_batch_axis():
+    with pytest.raises(ConfigError, match="batch"):
+        overlap_add(lambda tile: tile, torch.ones(100), [TilePlan(10)], batch=2)
+    with pytest.raises(ConfigError, match="batch"):
+        overlap_add(lambda tile: tile, torch.ones(1, 100), [TilePlan(10)], batch=0)

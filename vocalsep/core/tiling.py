@@ -76,6 +76,7 @@ def overlap_add(
     *,
     pad_mode: str = "constant",
     origins: Sequence[int] | None = None,
+    batch: int = 1,
 ) -> torch.Tensor:
     """Apply `fn` tile by tile over the last `len(plans)` axes of `inputs` and blend the tiles.
 
@@ -89,10 +90,16 @@ def overlap_add(
     longer signal: tiles then start at multiples of `plan.step` of *that* signal's indices. Two
     overlapping excerpts of one signal so see the same tiles where they overlap, and agree
     wherever every tile covering a position lies (with its context) inside both excerpts.
+
+    `batch` > 1 hands `fn` up to that many tiles in one call, concatenated along axis 0 (which
+    `fn` must treat as a batch of independent items, as a network in eval mode does): fewer,
+    larger calls run faster on a CPU than one call per tile.
     """
     dims = len(plans)
     if dims == 0 or dims > inputs.dim():
         raise ConfigError(f"need between 1 and {inputs.dim()} tile plans, got {dims}")
+    if batch < 1 or (batch > 1 and inputs.dim() == dims):
+        raise ConfigError(f"batch must be 1, or >= 1 with a leading batch axis; got {batch}")
     origins = [0] * dims if origins is None else [int(origin) for origin in origins]
     if len(origins) != dims:
         raise ConfigError(f"need one origin per tile plan, got {len(origins)} for {dims}")
@@ -110,27 +117,37 @@ def overlap_add(
     padded = F.pad(inputs, padding, mode=pad_mode)
     windows = [plan.window(inputs.dtype, inputs.device) for plan in plans]
 
+    keep = tuple(slice(plan.context, plan.context + plan.tile) for plan in plans)
+    weight = windows[0]
+    for extra in windows[1:]:
+        weight = weight[..., None] * extra
     output = weight_sum = None
-    for index in itertools.product(*(range(count) for count in counts)):
-        starts = [i * plan.step for i, plan in zip(index, plans, strict=True)]
-        cut = tuple(
-            slice(s, s + plan.tile + 2 * plan.context)
-            for s, plan in zip(starts, plans, strict=True)
-        )
-        result = fn(padded[(..., *cut)])
-        keep = tuple(slice(plan.context, plan.context + plan.tile) for plan in plans)
-        result = result[(..., *keep)]
-        if output is None:
-            output = result.new_zeros((*result.shape[:-dims], *covered))
-            weight_sum = result.new_zeros(covered)
-        weight = windows[0]
-        for extra in windows[1:]:
-            weight = weight[..., None] * extra
-        place = tuple(slice(s, s + plan.tile) for s, plan in zip(starts, plans, strict=True))
-        output[(..., *place)] += result * weight
-        weight_sum[place] += weight
+    indices = list(itertools.product(*(range(count) for count in counts)))
+    for first in range(0, len(indices), batch):
+        group = [
+            [i * plan.step for i, plan in zip(index, plans, strict=True)]
+            for index in indices[first : first + batch]
+        ]
+        tiles = [padded[(..., *_span(starts, plans, 2))] for starts in group]
+        results = fn(torch.cat(tiles)).chunk(len(group)) if batch > 1 else [fn(tiles[0])]
+        for starts, result in zip(group, results, strict=True):
+            result = result[(..., *keep)]
+            if output is None:
+                output = result.new_zeros((*result.shape[:-dims], *covered))
+                weight_sum = result.new_zeros(covered)
+            place = _span(starts, plans, 0)
+            output[(..., *place)] += result * weight
+            weight_sum[place] += weight
     output = output / weight_sum
     return output[(..., *(slice(lead, size) for lead, size in zip(leads, sizes, strict=True)))]
+
+
+def _span(starts: Sequence[int], plans: Sequence[TilePlan], contexts: int) -> tuple[slice, ...]:
+    """Per axis, a tile starting at `starts` with `contexts` times its context."""
+    return tuple(
+        slice(s, s + plan.tile + contexts * plan.context)
+        for s, plan in zip(starts, plans, strict=True)
+    )
 
 
 class StreamingOverlapAdd:
