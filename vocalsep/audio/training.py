@@ -49,6 +49,7 @@ from .models import (
 )
 from .stft import STFT
 
+LOSS_TARGETS = ("magnitude", "phase_sensitive")
 VALIDATION_SEED = 20170101  # fixed: the validation set never depends on the training seed
 
 
@@ -64,6 +65,12 @@ class SeparationTaskConfig(Config):
     data:         where examples come from (see `DataConfig`).
     loss:         a name in `vocalsep.core.losses.LOSSES` ("l1", "mse", "smooth_l1"), on masked
                   magnitudes (spectrogram models) or stem waveforms (waveform models).
+    loss_target:  what a spectrogram model's masked magnitudes are compared with: "magnitude"
+                  (`|S|`, Jansson et al.) or "phase_sensitive" (`|S| cos(angle(S) - angle(X))`,
+                  truncated to `[0, |X|]`; Erdogan et al. 2015): the part of the target that is
+                  in phase with the mixture, which is all a mask on the mixture's phase can
+                  recover. It asks for less where the other stems cancel the target, which is
+                  what the waveform SDR rewards.
     """
 
     model_type: str = "spectrogram-mask"
@@ -75,6 +82,7 @@ class SeparationTaskConfig(Config):
     network: dict[str, Any] = field(default_factory=dict)
     data: DataConfig = field(default_factory=DataConfig)
     loss: str = "l1"
+    loss_target: str = "magnitude"
 
     def __post_init__(self) -> None:
         if self.model_type not in MODEL_TYPES:
@@ -88,6 +96,12 @@ class SeparationTaskConfig(Config):
             raise ConfigError(f"unknown preset {self.preset!r} (known: {PRESETS.names()})")
         if self.loss not in LOSSES:
             raise ConfigError(f"unknown loss {self.loss!r} (known: {LOSSES.names()})")
+        if self.loss_target not in LOSS_TARGETS:
+            raise ConfigError(
+                f"unknown loss_target {self.loss_target!r} (known: {', '.join(LOSS_TARGETS)})"
+            )
+        if self.loss_target != "magnitude" and self.model_type != "spectrogram-mask":
+            raise ConfigError("loss_target applies to spectrogram models only")
         if self.model.audio_channels not in (1, self.data.channels):
             raise ConfigError(
                 "model.audio_channels must be 1 (channels separately) or data.channels"
@@ -232,10 +246,22 @@ class SeparationTask:
         """(estimated, target) band magnitudes `(batch, targets, channels, band, frames)`."""
         config = self.config.model
         band = config.band_bins
-        mixture = self.stft(batch["mixture"]).abs()[..., :band, :]  # (batch, channels, band, T)
-        targets = torch.stack(
-            [self.stft(batch[name]).abs()[..., :band, :] for name in config.targets], dim=1
-        )
+        spectrum = self.stft(batch["mixture"])[..., :band, :]  # (batch, channels, band, T)
+        mixture = spectrum.abs()
+        if self.config.loss_target == "phase_sensitive":
+            unit = spectrum / mixture.clamp_min(1e-8)  # the mixture's phase
+            targets = torch.stack(
+                [
+                    (self.stft(batch[name])[..., :band, :] * unit.conj()).real
+                    for name in config.targets
+                ],
+                dim=1,
+            )
+            targets = torch.minimum(targets.clamp_min(0), mixture[:, None])
+        else:
+            targets = torch.stack(
+                [self.stft(batch[name]).abs()[..., :band, :] for name in config.targets], dim=1
+            )
         mask = fold_channels(model, mixture, config.audio_channels)
         return mask * mixture[:, None], targets
 
