@@ -248,20 +248,15 @@ class SeparationTask:
         band = config.band_bins
         spectrum = self.stft(batch["mixture"])[..., :band, :]  # (batch, channels, band, T)
         mixture = spectrum.abs()
+        stems = torch.stack(
+            [self.stft(batch[name])[..., :band, :] for name in config.targets], dim=1
+        )
         if self.config.loss_target == "phase_sensitive":
-            unit = spectrum / mixture.clamp_min(1e-8)  # the mixture's phase
-            targets = torch.stack(
-                [
-                    (self.stft(batch[name])[..., :band, :] * unit.conj()).real
-                    for name in config.targets
-                ],
-                dim=1,
-            )
-            targets = torch.minimum(targets.clamp_min(0), mixture[:, None])
+            phase = spectrum / mixture.clamp_min(1e-8)  # the mixture's phase
+            in_phase = (stems * phase[:, None].conj()).real
+            targets = torch.minimum(in_phase.clamp_min(0), mixture[:, None])
         else:
-            targets = torch.stack(
-                [self.stft(batch[name]).abs()[..., :band, :] for name in config.targets], dim=1
-            )
+            targets = stems.abs()
         mask = fold_channels(model, mixture, config.audio_channels)
         return mask * mixture[:, None], targets
 
