@@ -71,19 +71,22 @@ def main(argv: list[str] | None = None) -> int:
         ranked = sorted(args.checkpoints, key=lambda p: scores[p][args.metric], reverse=True)
         if args.greedy:
             kept, best = [ranked[0]], scores[ranked[0]][args.metric]
+            soup = average_checkpoints(kept)
             for path in ranked[1:]:
                 started = time.perf_counter()
-                metrics = score(task, average_checkpoints([*kept, path]), args.metric)
-                verdict = "kept" if metrics[args.metric] > best else "left out"
+                candidate = average_checkpoints([*kept, path])
+                metrics = score(task, candidate, args.metric)
+                better = metrics[args.metric] > best
+                verdict = "kept" if better else "left out"
                 report(f"soup of {len(kept) + 1} with {path} ({verdict})", metrics, started)
-                if metrics[args.metric] > best:
-                    kept, best = [*kept, path], metrics[args.metric]
+                if better:
+                    kept, best, soup = [*kept, path], metrics[args.metric], candidate
         else:
             kept = ranked
             started = time.perf_counter()
-            metrics = score(task, average_checkpoints(kept), args.metric)
-            report(f"uniform soup of {len(kept)}", metrics, started)
-        path = save_checkpoint(average_checkpoints(kept), args.out)
+            soup = average_checkpoints(kept)
+            report(f"uniform soup of {len(kept)}", score(task, soup, args.metric), started)
+        path = save_checkpoint(soup, args.out)
         print(f"wrote {path}: the average of {len(kept)}: {', '.join(kept)}")
     except VocalsepError as error:
         print(f"soup: {error}", file=sys.stderr)
