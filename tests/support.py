@@ -35,10 +35,11 @@ def make_model(
         audio_channels=audio_channels,
         **options,
     )
+    in_channels, out_channels = config.network_channels
     network = EncoderDecoderConfig(
         dims=2,
-        in_channels=audio_channels,
-        out_channels=len(targets) * audio_channels,
+        in_channels=in_channels,
+        out_channels=out_channels,
         channels=channels,
         kernel_size=kernel_size,
         decoder_dropout=(0.5,),

@@ -66,7 +66,8 @@ def predict_mask(
     magnitude: torch.Tensor, model: str | os.PathLike | Separator | None = None
 ) -> torch.Tensor:
     """Soft masks `(targets, channels, bins, frames)` for a magnitude `(channels, bins, frames)`
-    computed with the model's STFT (see `Separator.predict_mask`); spectrogram models only (a
+    computed with the model's STFT, or the complex spectrogram, which a model with a stereo cue
+    needs for a stereo input (see `Separator.predict_mask`); spectrogram models only (a
     waveform model raises `ConfigError`)."""
     separator = model if isinstance(model, Separator) else load_separator(model, device="cpu")
     return separator.predict_mask(magnitude)

@@ -251,6 +251,22 @@ def test_accompaniment_drive_adds_harmonics_and_keeps_the_sum(toy):
     np.testing.assert_array_equal(again[3]["mixture"], plain[3]["mixture"])
 
 
+def test_mono_mixtures_have_identical_channels_and_keep_the_sum(toy):
+    plain = synthesized(toy)
+    mono = synthesized(toy, augment=AugmentConfig(p_mono=1.0))
+    for index in range(4):
+        example = mono[index]
+        for stem in ("mixture", "vocals", "accompaniment"):
+            np.testing.assert_array_equal(example[stem][0], example[stem][1])
+        np.testing.assert_allclose(
+            example["mixture"], example["vocals"] + example["accompaniment"], atol=1e-6
+        )
+        assert not np.allclose(plain[index]["mixture"][0], plain[index]["mixture"][1])
+    # Off by default, and turning it off draws no random numbers: old configs give old examples.
+    again = synthesized(toy, augment=AugmentConfig(p_mono=0.0))
+    np.testing.assert_array_equal(again[3]["mixture"], plain[3]["mixture"])
+
+
 def test_paired_folder_excerpts(tmp_path):
     from vocalsep.audio.datasets import FolderConfig
     from vocalsep.audio.pairs import PairedExcerpts, full_tracks

@@ -228,7 +228,8 @@ class AugmentConfig(Config):
     harmonic-rich midrange of distorted guitars and clipped masters; p_drive_accompaniment).
     Both: stereo channel swap, level,
     and mix-bus compression of the finished mixture (p_bus_compress: one gain curve from the
-    mixture applied to both stems, so they still sum to it).
+    mixture applied to both stems, so they still sum to it); a mono mixture (p_mono: both stems
+    downmixed and copied to every channel, as a mono song reaches a stereo network).
     """
 
     p_pitch: float = 0.5
@@ -247,6 +248,7 @@ class AugmentConfig(Config):
     p_harmony: float = 0.0
     p_bus_compress: float = 0.0
     p_drive_accompaniment: float = 0.0
+    p_mono: float = 0.0
     drive_accompaniment_db: tuple[float, float] = (3.0, 15.0)
 
 
@@ -440,6 +442,12 @@ class SynthesizedMixtures(ExampleSource):
         if bus and rng.random() < bus:
             vocals, accompaniment = augment.bus_compress(
                 [vocals, accompaniment], rng, self.sample_rate
+            )
+        mono = config.augment.p_mono
+        if mono and rng.random() < mono:
+            vocals, accompaniment = (
+                np.broadcast_to(stem.mean(axis=0, keepdims=True), stem.shape).copy()
+                for stem in (vocals, accompaniment)
             )
         return _normalised(vocals, accompaniment, rng, config.mixture_peak)
 

@@ -57,6 +57,11 @@ class SpectrogramModelConfig(Config):
     mask_extension: the mask above max_bin: "top" (per frame, the mean of the top eighth of the
                     band, so high-frequency content follows what is just below it), "zeros" or
                     "ones".
+    stereo_cue:     (audio_channels = 2) the network also sees, per bin, how far the two
+                    channels differ: `|L - R| / (|L| + |R|)` in [0, 1] (0: a centred source,
+                    1: one side only or opposite phase), which magnitudes alone do not show.
+                    Lead vocals sit in the centre of most produced songs. A mono song, or one
+                    channel separated on its own, has the cue 0 everywhere.
     """
 
     sample_rate: int = 44100
@@ -69,9 +74,14 @@ class SpectrogramModelConfig(Config):
     tile_overlap: int = 32
     tile_context: int = 0
     mask_extension: str = "top"
+    stereo_cue: bool = False
 
     def __post_init__(self) -> None:
         _check_stems(self)
+        if self.stereo_cue and self.audio_channels != 2:
+            raise ConfigError(
+                f"stereo_cue needs a stereo network (audio_channels = 2), got {self.audio_channels}"
+            )
         if not 0 <= self.max_bin <= self.stft.n_bins:
             raise ConfigError(f"max_bin must be in [0, {self.stft.n_bins}], got {self.max_bin}")
         if self.compression not in COMPRESSIONS:
@@ -92,8 +102,22 @@ class SpectrogramModelConfig(Config):
 
     @property
     def network_channels(self) -> tuple[int, int]:
-        """(in, out) channels of the network: the audio channels; a mask per target and channel."""
-        return self.audio_channels, len(self.targets) * self.audio_channels
+        """(in, out) channels of the network: the audio channels (and the stereo cue); a mask
+        per target and channel."""
+        return self.audio_channels + int(self.stereo_cue), len(self.targets) * self.audio_channels
+
+
+def stereo_cue(spectrum: torch.Tensor) -> torch.Tensor:
+    """`|L - R| / (|L| + |R|)` of a complex stereo spectrogram `(batch, 2, bins, frames)` ->
+    `(batch, 1, bins, frames)` in [0, 1]: 0 where both channels are the same (a centred or mono
+    source, or silence), 1 where one is silent or they are in opposite phase."""
+    if not spectrum.is_complex() or spectrum.dim() != 4 or spectrum.shape[1] != 2:
+        raise ValueError(
+            f"the stereo cue needs a complex (batch, 2, bins, frames) spectrogram, got "
+            f"{'complex' if spectrum.is_complex() else 'real'} {tuple(spectrum.shape)}"
+        )
+    left, right = spectrum[:, :1], spectrum[:, 1:]
+    return ((left - right).abs() / (left.abs() + right.abs()).clamp_min(1e-8)).clamp(0, 1)
 
 
 @dataclass(frozen=True)
@@ -155,6 +179,30 @@ def fold_channels(
     return outputs.reshape(batch, channels, -1, *rest).transpose(1, 2)
 
 
+def spectrogram_masks(
+    fn: Callable[[torch.Tensor], torch.Tensor],
+    config: SpectrogramModelConfig,
+    spectrum: torch.Tensor,
+) -> torch.Tensor:
+    """Run a spectrogram model `fn` (the model, or tiling around it) on `spectrum` `(batch,
+    channels, bins, frames)`, complex or magnitudes, of any channel count; returns masks
+    `(batch, targets, channels, bins, frames)`.
+
+    A stereo input to a `stereo_cue` model goes in as its magnitudes plus the cue, and needs the
+    complex spectrogram (the cue is in the phases). Otherwise the magnitudes go through
+    `fold_channels` (a channel on its own has the cue 0)."""
+    if config.stereo_cue and spectrum.shape[1] == config.audio_channels:
+        if not spectrum.is_complex():
+            raise ValueError(
+                "this model reads a stereo cue from the phases: give it the complex spectrogram "
+                "of a stereo input, not magnitudes"
+            )
+        magnitude = spectrum.abs().float()
+        return fn(torch.cat([magnitude, stereo_cue(spectrum).float()], dim=1))
+    magnitude = spectrum.abs().float() if spectrum.is_complex() else spectrum
+    return fold_channels(fn, magnitude, config.audio_channels)
+
+
 class SeparationModel(CheckpointedModel):
     """What every separation model shares: its config, network and checkpoint.
 
@@ -188,7 +236,11 @@ class SeparationModel(CheckpointedModel):
 
 class SpectrogramMaskModel(SeparationModel):
     """Magnitude `(batch, audio_channels, band_bins, frames)` -> masks
-    `(batch, targets, audio_channels, band_bins, frames)` in [0, 1]."""
+    `(batch, targets, audio_channels, band_bins, frames)` in [0, 1].
+
+    With `config.stereo_cue` the input may carry the cue as one more channel
+    (`spectrogram_masks`);
+    without it the cue is taken as 0 (what `fold_channels` gives: each channel on its own)."""
 
     model_type = "spectrogram-mask"
     config_class = SpectrogramModelConfig
@@ -211,8 +263,17 @@ class SpectrogramMaskModel(SeparationModel):
         return magnitude
 
     def forward(self, magnitude: torch.Tensor) -> torch.Tensor:
+        channels = self.config.audio_channels
+        cue = None
+        if self.config.stereo_cue:
+            if magnitude.shape[1] == channels + 1:
+                magnitude, cue = magnitude[:, :channels], magnitude[:, channels:]
+            else:
+                cue = magnitude.new_zeros((magnitude.shape[0], 1, *magnitude.shape[2:]))
         batch, channels, bins, frames = magnitude.shape
         features = (self.compress(magnitude) - self.input_offset) * self.input_scale
+        if cue is not None:
+            features = torch.cat([features, cue], dim=1)
         mask = self.network(features)  # (batch, targets * channels, bins, frames)
         return mask.reshape(batch, len(self.config.targets), channels, bins, frames)
 

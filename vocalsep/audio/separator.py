@@ -39,7 +39,14 @@ from ..core.tiling import StreamingOverlapAdd, TilePlan, overlap_add
 from ..pretrained import resolve
 from .errors import InvalidAudioError
 from .io import check_audio, resample
-from .models import TASK, SeparationModel, WaveformModel, fold_channels, load_model
+from .models import (
+    TASK,
+    SeparationModel,
+    WaveformModel,
+    fold_channels,
+    load_model,
+    spectrogram_masks,
+)
 from .postfilter import wiener
 from .stft import STFT, fast_fft_length
 
@@ -185,25 +192,27 @@ class Separator:
     # -- masks ---------------------------------------------------------------------------
 
     @torch.inference_mode()
-    def _band_mask(self, magnitude: torch.Tensor, first_frame: int = 0) -> torch.Tensor:
-        """Magnitudes `(batch, channels, bins, frames)` -> band masks
-        `(batch, targets, channels, band, frames)`.
+    def _band_mask(self, spectrum: torch.Tensor, first_frame: int = 0) -> torch.Tensor:
+        """A spectrogram `(batch, channels, bins, frames)`, complex (needed for a stereo cue) or
+        magnitudes -> band masks `(batch, targets, channels, band, frames)`.
 
         The frame tiles start at multiples of the tile step of the song's frame index, where
         `first_frame` is the index of the first frame given, so that every chunk of a song sees
         the same tiles. Channels are folded to what the network takes: as they are when the
         counts agree, otherwise each channel on its own, copied to every network channel, masks
-        averaged.
+        averaged (`spectrogram_masks`).
         """
         config = self.config
-        band = magnitude[:, :, : config.band_bins].to(self.device, torch.float32)
+        band = spectrum[:, :, : config.band_bins].to(self.device)
+        if not band.is_complex():
+            band = band.float()
         plan = TilePlan(config.tile_frames, config.tile_overlap, config.tile_context)
-        return fold_channels(
+        return spectrogram_masks(
             lambda tile: overlap_add(
                 self.model, tile, [plan], origins=[first_frame], batch=self.tile_batch
             ),
+            config,
             band,
-            config.audio_channels,
         )
 
     def _extension(self, band_mask: torch.Tensor) -> torch.Tensor:
@@ -251,10 +260,11 @@ class Separator:
 
     @torch.inference_mode()
     def predict_mask(self, magnitude: torch.Tensor) -> torch.Tensor:
-        """Full-band soft masks for a magnitude spectrogram at the model's STFT.
+        """Full-band soft masks for a spectrogram at the model's STFT.
 
         magnitude: `(channels, bins, frames)` or `(batch, channels, bins, frames)` with
-        `bins == model stft n_bins`; any channel count and number of frames.
+        `bins == model stft n_bins`; any channel count and number of frames. Magnitudes, or the
+        complex spectrogram, which a model with a stereo cue needs for a stereo input.
         Returns `(targets, channels, bins, frames)` or `(batch, targets, channels, bins, frames)`
         in [0, 1], on the CPU, in the order of `config.targets`.
         """
@@ -340,7 +350,7 @@ class Separator:
             analysis, first_model_frame, _ = _song_grid_stft(
                 self._model_stft, resampled, model_start
             )
-        band_mask = self._band_mask(analysis.abs()[None], first_model_frame)[0]
+        band_mask = self._band_mask(analysis[None], first_model_frame)[0]
         mask = self._full_mask(
             band_mask, sample_rate, stft, spectrum.shape[-1], first_frame, first_model_frame
         )

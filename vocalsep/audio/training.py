@@ -45,6 +45,7 @@ from .models import (
     SpectrogramModelConfig,
     WaveformModelConfig,
     fold_channels,
+    spectrogram_masks,
     waveform_context,
 )
 from .stft import STFT
@@ -257,7 +258,7 @@ class SeparationTask:
             targets = torch.minimum(in_phase.clamp_min(0), mixture[:, None])
         else:
             targets = stems.abs()
-        mask = fold_channels(model, mixture, config.audio_channels)
+        mask = spectrogram_masks(model, config, spectrum)
         return mask * mixture[:, None], targets
 
     def _stems(self, model: nn.Module, batch: dict[str, torch.Tensor]):
