@@ -60,8 +60,8 @@ class SpectrogramModelConfig(Config):
     stereo_cue:     (audio_channels = 2) the network also sees, per bin, how far the two
                     channels differ: `|L - R| / (|L| + |R|)` in [0, 1] (0: a centred source,
                     1: one side only or opposite phase), which magnitudes alone do not show.
-                    Lead vocals sit in the centre of most produced songs. A mono song, or one
-                    channel separated on its own, has the cue 0 everywhere.
+                    Lead vocals sit in the centre of most produced songs. A mono song (also
+                    one on two identical channels) has the cue -1 everywhere: no information.
     """
 
     sample_rate: int = 44100
@@ -107,17 +107,26 @@ class SpectrogramModelConfig(Config):
         return self.audio_channels + int(self.stereo_cue), len(self.targets) * self.audio_channels
 
 
+MONO_CUE = -1.0  # the stereo cue of an input without stereo information
+
+
 def stereo_cue(spectrum: torch.Tensor) -> torch.Tensor:
     """`|L - R| / (|L| + |R|)` of a complex stereo spectrogram `(batch, 2, bins, frames)` ->
-    `(batch, 1, bins, frames)` in [0, 1]: 0 where both channels are the same (a centred or mono
-    source, or silence), 1 where one is silent or they are in opposite phase."""
+    `(batch, 1, bins, frames)`: in [0, 1] for a stereo input (0 where both channels agree, as
+    a centred source does; 1 where one is silent or they are in opposite phase), and `MONO_CUE`
+    (-1) everywhere for an item whose two channels are the same (a mono song on two channels):
+    there the cue says nothing, and the network is told so rather than "everything is
+    centred"."""
     if not spectrum.is_complex() or spectrum.dim() != 4 or spectrum.shape[1] != 2:
         raise ValueError(
             f"the stereo cue needs a complex (batch, 2, bins, frames) spectrogram, got "
             f"{'complex' if spectrum.is_complex() else 'real'} {tuple(spectrum.shape)}"
         )
     left, right = spectrum[:, :1], spectrum[:, 1:]
-    return ((left - right).abs() / (left.abs() + right.abs()).clamp_min(1e-8)).clamp(0, 1)
+    side, level = (left - right).abs(), left.abs() + right.abs()
+    cue = (side / level.clamp_min(1e-8)).clamp(0, 1)
+    mono = side.flatten(1).amax(1) <= 1e-6 * level.flatten(1).amax(1)
+    return torch.where(mono[:, None, None, None], torch.full_like(cue, MONO_CUE), cue)
 
 
 @dataclass(frozen=True)
@@ -190,7 +199,7 @@ def spectrogram_masks(
 
     A stereo input to a `stereo_cue` model goes in as its magnitudes plus the cue, and needs the
     complex spectrogram (the cue is in the phases). Otherwise the magnitudes go through
-    `fold_channels` (a channel on its own has the cue 0)."""
+    `fold_channels` (a channel on its own has the cue `MONO_CUE`)."""
     if config.stereo_cue and spectrum.shape[1] == config.audio_channels:
         if not spectrum.is_complex():
             raise ValueError(
@@ -239,8 +248,8 @@ class SpectrogramMaskModel(SeparationModel):
     `(batch, targets, audio_channels, band_bins, frames)` in [0, 1].
 
     With `config.stereo_cue` the input may carry the cue as one more channel
-    (`spectrogram_masks`);
-    without it the cue is taken as 0 (what `fold_channels` gives: each channel on its own)."""
+    (`spectrogram_masks`); without it the cue is `MONO_CUE` (what `fold_channels` gives: each
+    channel on its own)."""
 
     model_type = "spectrogram-mask"
     config_class = SpectrogramModelConfig
@@ -269,7 +278,7 @@ class SpectrogramMaskModel(SeparationModel):
             if magnitude.shape[1] == channels + 1:
                 magnitude, cue = magnitude[:, :channels], magnitude[:, channels:]
             else:
-                cue = magnitude.new_zeros((magnitude.shape[0], 1, *magnitude.shape[2:]))
+                cue = magnitude.new_full((magnitude.shape[0], 1, *magnitude.shape[2:]), MONO_CUE)
         batch, channels, bins, frames = magnitude.shape
         features = (self.compress(magnitude) - self.input_offset) * self.input_scale
         if cue is not None:
