@@ -129,6 +129,9 @@ def _start_endless_run(toy, run, reaper, *overrides, **popen):
         stderr=subprocess.PIPE,
         text=True,
         env={**os.environ, "OMP_NUM_THREADS": "1"},
+        # A shell starts background jobs with SIGINT ignored, and the child would inherit that
+        # (`bash .ci/run &`): give the trainer the default disposition a terminal gives it.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
         **popen,
     )
     reaper.append(process)
