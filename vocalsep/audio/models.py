@@ -110,20 +110,22 @@ class SpectrogramModelConfig(Config):
 MONO_CUE = -1.0  # the stereo cue of an input without stereo information
 
 
-def stereo_cue(spectrum: torch.Tensor) -> torch.Tensor:
+def stereo_cue(spectrum: torch.Tensor, magnitude: torch.Tensor | None = None) -> torch.Tensor:
     """`|L - R| / (|L| + |R|)` of a complex stereo spectrogram `(batch, 2, bins, frames)` ->
     `(batch, 1, bins, frames)`: in [0, 1] for a stereo input (0 where both channels agree, as
     a centred source does; 1 where one is silent or they are in opposite phase), and `MONO_CUE`
     (-1) everywhere for an item whose two channels are the same (a mono song on two channels):
     there the cue says nothing, and the network is told so rather than "everything is
-    centred"."""
+    centred". `magnitude`: `spectrum.abs()`, if the caller has it already."""
     if not spectrum.is_complex() or spectrum.dim() != 4 or spectrum.shape[1] != 2:
         raise ValueError(
             f"the stereo cue needs a complex (batch, 2, bins, frames) spectrogram, got "
             f"{'complex' if spectrum.is_complex() else 'real'} {tuple(spectrum.shape)}"
         )
-    left, right = spectrum[:, :1], spectrum[:, 1:]
-    side, level = (left - right).abs(), left.abs() + right.abs()
+    if magnitude is None:
+        magnitude = spectrum.abs()
+    side = (spectrum[:, :1] - spectrum[:, 1:]).abs()
+    level = magnitude[:, :1] + magnitude[:, 1:]
     cue = (side / level.clamp_min(1e-8)).clamp(0, 1)
     mono = side.flatten(1).amax(1) <= 1e-6 * level.flatten(1).amax(1)
     return torch.where(mono[:, None, None, None], torch.full_like(cue, MONO_CUE), cue)
@@ -192,23 +194,28 @@ def spectrogram_masks(
     fn: Callable[[torch.Tensor], torch.Tensor],
     config: SpectrogramModelConfig,
     spectrum: torch.Tensor,
+    magnitude: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Run a spectrogram model `fn` (the model, or tiling around it) on `spectrum` `(batch,
     channels, bins, frames)`, complex or magnitudes, of any channel count; returns masks
-    `(batch, targets, channels, bins, frames)`.
+    `(batch, targets, channels, bins, frames)`. `magnitude`: `spectrum.abs()` of a complex
+    `spectrum`, if the caller has it already.
 
     A stereo input to a `stereo_cue` model goes in as its magnitudes plus the cue, and needs the
     complex spectrogram (the cue is in the phases). Otherwise the magnitudes go through
     `fold_channels` (a channel on its own has the cue `MONO_CUE`)."""
-    if config.stereo_cue and spectrum.shape[1] == config.audio_channels:
-        if not spectrum.is_complex():
-            raise ValueError(
-                "this model reads a stereo cue from the phases: give it the complex spectrogram "
-                "of a stereo input, not magnitudes"
-            )
-        magnitude = spectrum.abs().float()
-        return fn(torch.cat([magnitude, stereo_cue(spectrum).float()], dim=1))
-    magnitude = spectrum.abs().float() if spectrum.is_complex() else spectrum
+    with_cue = config.stereo_cue and spectrum.shape[1] == config.audio_channels
+    if with_cue and not spectrum.is_complex():
+        raise ValueError(
+            "this model reads a stereo cue from the phases: give it the complex spectrogram "
+            "of a stereo input, not magnitudes"
+        )
+    if magnitude is None:
+        magnitude = spectrum.abs() if spectrum.is_complex() else spectrum
+    magnitude = magnitude.float()
+    if with_cue:
+        cue = stereo_cue(spectrum, magnitude).float()
+        return fn(torch.cat([magnitude, cue], dim=1))
     return fold_channels(fn, magnitude, config.audio_channels)
 
 
@@ -272,11 +279,11 @@ class SpectrogramMaskModel(SeparationModel):
         return magnitude
 
     def forward(self, magnitude: torch.Tensor) -> torch.Tensor:
-        channels = self.config.audio_channels
+        audio_channels = self.config.audio_channels
         cue = None
         if self.config.stereo_cue:
-            if magnitude.shape[1] == channels + 1:
-                magnitude, cue = magnitude[:, :channels], magnitude[:, channels:]
+            if magnitude.shape[1] == audio_channels + 1:
+                magnitude, cue = magnitude[:, :audio_channels], magnitude[:, audio_channels:]
             else:
                 cue = magnitude.new_full((magnitude.shape[0], 1, *magnitude.shape[2:]), MONO_CUE)
         batch, channels, bins, frames = magnitude.shape

@@ -258,7 +258,7 @@ class SeparationTask:
             targets = torch.minimum(in_phase.clamp_min(0), mixture[:, None])
         else:
             targets = stems.abs()
-        mask = spectrogram_masks(model, config, spectrum)
+        mask = spectrogram_masks(model, config, spectrum, mixture)
         return mask * mixture[:, None], targets
 
     def _stems(self, model: nn.Module, batch: dict[str, torch.Tensor]):
