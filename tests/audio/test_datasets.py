@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from support import MUSDB_TRAIN, MUSDB_VALID, synth, write_musdb_wav, write_wav
 
 from vocalsep.audio import augment
 from vocalsep.audio.datasets import (
+    AudioPool,
     AugmentConfig,
     DatasetError,
     ExcerptSpec,
@@ -70,6 +73,18 @@ def test_split_by_group_never_shares_a_recording(toy):
         split_files(SourceSpec(str(toy / "vocals"), validation_groups=("nobody",)), "train")
     with pytest.raises(DatasetError, match="not a folder"):
         split_files(SourceSpec(str(toy / "missing")), "train")
+
+
+def test_a_folder_that_holds_nothing_out_is_training_only(toy):
+    held = SourceSpec(str(toy / "accompaniment"), validation_groups=("track1",))
+    extra = SourceSpec(str(toy / "vocals"), weight=0.5)  # no validation_groups, share 0
+    train = AudioPool([held, extra], "train", RATE, None)
+    validation = AudioPool([held, extra], "validation", RATE, None)
+    assert len(train.groups) == 2 and len(validation.groups) == 1
+    assert [Path(name).name for name in validation.names[0]] == ["track1.wav"]
+    # With no folder holding anything out there is no validation set: say so.
+    with pytest.raises(DatasetError, match="no files left for the validation split"):
+        AudioPool([extra], "validation", RATE, None)
 
 
 def test_validation_set_is_identical_run_to_run(toy):

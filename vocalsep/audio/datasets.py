@@ -49,6 +49,8 @@ class SourceSpec(Config):
                        are split by group, never by excerpt of one recording.
     validation_groups: groups held out for validation.
     validation_share:  share of the other groups also held out, picked by a stable hash.
+                       A folder with neither is training material only (it adds nothing to
+                       the validation mixtures, as long as another folder of its role does).
     weight:            relative probability of drawing from this folder (vs. other specs of the
                        same role); within a folder every second of audio is equally likely.
     """
@@ -171,6 +173,10 @@ class AudioPool:
         self.groups: list[list[np.ndarray]] = []
         self.names: list[list[str]] = []
         weights = []
+        if split == "validation":
+            # A folder that holds nothing out (no validation_groups, validation_share 0) is
+            # training material only; the other folders make up the validation mixtures.
+            specs = [s for s in specs if s.validation_groups or s.validation_share > 0] or specs
         for spec in specs:
             files = split_files(spec, split)
             arrays = []
