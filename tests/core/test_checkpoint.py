@@ -43,6 +43,17 @@ def test_round_trip_keeps_everything(tmp_path):
     assert [p.name for p in tmp_path.joinpath("sub").iterdir()] == ["model.ckpt"]  # no temp left
 
 
+def test_saved_file_gets_the_umask_permissions_like_any_file(tmp_path):
+    # An exported model is shared (shipped in the package, copied to a server): it must not be
+    # readable by its owner only, as a mkstemp temp file renamed into place would be.
+    old = os.umask(0o022)
+    try:
+        path = save_checkpoint(make_checkpoint()[0], tmp_path / "model.ckpt")
+    finally:
+        os.umask(old)
+    assert path.stat().st_mode & 0o777 == 0o644
+
+
 def test_missing_file(tmp_path):
     with pytest.raises(CheckpointError, match="does not exist"):
         load_checkpoint(tmp_path / "nope.ckpt")

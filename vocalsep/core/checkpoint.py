@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import os
 import pickle
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -28,6 +27,7 @@ import torch
 
 from .._version import __version__
 from .errors import CheckpointError, VocalsepError
+from .files import reserve_temp
 
 FORMAT = "vocalsep-checkpoint"
 FORMAT_VERSION = 1
@@ -69,9 +69,9 @@ def save_checkpoint(checkpoint: Checkpoint, path: str | os.PathLike) -> Path:
     """Write `checkpoint` to `path` atomically (temp file in the same folder, then rename)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
+    temp = reserve_temp(path)  # not mkstemp: that would leave the file readable by its owner only
     try:
-        with os.fdopen(handle, "wb") as file:
+        with open(temp, "wb") as file:
             torch.save(checkpoint.to_dict(), file)
         os.replace(temp, path)
     except BaseException:
