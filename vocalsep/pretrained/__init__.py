@@ -30,7 +30,7 @@ MODELS: dict[str, PretrainedModel] = {
         filename="vocalsep-small.ckpt",
         task="audio-separation",
         summary="vocals/accompaniment, stereo spectrogram U-Net (2.5 M), 16 kHz net, full-band "
-        "output; dev SDR 9.23/12.50 dB; research / non-commercial use",
+        "output; dev SDR 9.35/12.73 dB; research / non-commercial use",
         card="vocalsep-small.md",
     ),
     "camvid-unet": PretrainedModel(
