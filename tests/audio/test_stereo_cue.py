@@ -161,3 +161,38 @@ def test_add_stereo_cue_starts_as_the_same_model(tmp_path, monkeypatch, capsys):
         assert add.main() == 1
         assert "add_stereo_cue.py: error:" in capsys.readouterr().err
     assert not (tmp_path / "x.ckpt").exists()
+
+
+def test_cue_dropout_hides_the_cue_of_a_share_of_training_items_only():
+    def task_with(dropout):
+        return SeparationTask(
+            SeparationTaskConfig.from_dict(
+                {
+                    "model": {
+                        "sample_rate": 8000,
+                        "stft": {"n_fft": 256, "hop_length": 64},
+                        "audio_channels": 2,
+                        "stereo_cue": True,
+                    },
+                    "network": {"channels": [4, 8]},
+                    "data": {"channels": 2},
+                    "cue_dropout": dropout,
+                }
+            )
+        )
+
+    task = task_with(0.5)
+    model = task.build_model()
+    cues = []
+    model.network.register_forward_hook(lambda module, args, out: cues.append(args[0][:, 2]))
+    torch.manual_seed(0)
+    vocals, accompaniment = torch.randn(64, 2, 2000), torch.randn(64, 2, 2000)
+    batch = {"mixture": vocals + accompaniment, "vocals": vocals}
+    task.loss(model.train(), batch)
+    hidden = (cues[-1] == MONO_CUE).flatten(1).all(dim=1)
+    assert 16 <= int(hidden.sum()) <= 48  # about half of 64 stereo items
+    assert (cues[-1][~hidden] >= 0).all()  # the others see their real cue
+    task.loss(model.eval(), batch)  # validation: never hidden
+    assert (cues[-1] >= 0).all()
+    with pytest.raises(ConfigError, match="stereo_cue"):
+        SeparationTaskConfig.from_dict({"model": {"audio_channels": 2}, "cue_dropout": 0.2})

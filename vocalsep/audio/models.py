@@ -195,11 +195,13 @@ def spectrogram_masks(
     config: SpectrogramModelConfig,
     spectrum: torch.Tensor,
     magnitude: torch.Tensor | None = None,
+    hide_cue: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Run a spectrogram model `fn` (the model, or tiling around it) on `spectrum` `(batch,
     channels, bins, frames)`, complex or magnitudes, of any channel count; returns masks
     `(batch, targets, channels, bins, frames)`. `magnitude`: `spectrum.abs()` of a complex
-    `spectrum`, if the caller has it already.
+    `spectrum`, if the caller has it already. `hide_cue`: `(batch,)` bools, items whose cue is
+    replaced by `MONO_CUE` (training's cue dropout).
 
     A stereo input to a `stereo_cue` model goes in as its magnitudes plus the cue, and needs the
     complex spectrogram (the cue is in the phases). Otherwise the magnitudes go through
@@ -215,6 +217,8 @@ def spectrogram_masks(
     magnitude = magnitude.float()
     if with_cue:
         cue = stereo_cue(spectrum, magnitude).float()
+        if hide_cue is not None:
+            cue = torch.where(hide_cue[:, None, None, None], torch.full_like(cue, MONO_CUE), cue)
         return fn(torch.cat([magnitude, cue], dim=1))
     return fold_channels(fn, magnitude, config.audio_channels)
 

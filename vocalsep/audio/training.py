@@ -72,6 +72,9 @@ class SeparationTaskConfig(Config):
                   in phase with the mixture, which is all a mask on the mixture's phase can
                   recover. It asks for less where the other stems cancel the target, which is
                   what the waveform SDR rewards.
+    cue_dropout:  (models with `stereo_cue`) share of the training items whose stereo cue is
+                  replaced by "no stereo information", as for a mono song, so that the
+                  network keeps separating well without the cue (modality dropout).
     """
 
     model_type: str = "spectrogram-mask"
@@ -84,6 +87,7 @@ class SeparationTaskConfig(Config):
     data: DataConfig = field(default_factory=DataConfig)
     loss: str = "l1"
     loss_target: str = "magnitude"
+    cue_dropout: float = 0.0
 
     def __post_init__(self) -> None:
         if self.model_type not in MODEL_TYPES:
@@ -103,6 +107,10 @@ class SeparationTaskConfig(Config):
             )
         if self.loss_target != "magnitude" and self.model_type != "spectrogram-mask":
             raise ConfigError("loss_target applies to spectrogram models only")
+        if not 0 <= self.cue_dropout <= 1:
+            raise ConfigError(f"cue_dropout must be in [0, 1], got {self.cue_dropout}")
+        if self.cue_dropout and not getattr(self.model, "stereo_cue", False):
+            raise ConfigError("cue_dropout needs a model with stereo_cue = true")
         if self.model.audio_channels not in (1, self.data.channels):
             raise ConfigError(
                 "model.audio_channels must be 1 (channels separately) or data.channels"
@@ -258,7 +266,12 @@ class SeparationTask:
             targets = torch.minimum(in_phase.clamp_min(0), mixture[:, None])
         else:
             targets = stems.abs()
-        mask = spectrogram_masks(model, config, spectrum, mixture)
+        hide_cue = None
+        if self.config.cue_dropout and model.training:
+            hide_cue = (
+                torch.rand(spectrum.shape[0], device=spectrum.device) < self.config.cue_dropout
+            )
+        mask = spectrogram_masks(model, config, spectrum, mixture, hide_cue)
         return mask * mixture[:, None], targets
 
     def _stems(self, model: nn.Module, batch: dict[str, torch.Tensor]):
