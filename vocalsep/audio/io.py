@@ -13,7 +13,6 @@ import contextlib
 import json
 import os
 import re
-import secrets
 import shutil
 import stat
 import subprocess
@@ -32,6 +31,7 @@ import soundfile
 import soxr
 
 from ..core.errors import VocalsepWarning
+from ..core.files import reserve_temp
 from .errors import AudioDecodeError, AudioWriteError, InvalidAudioError
 
 StrPath = str | os.PathLike
@@ -374,7 +374,7 @@ class AudioWriter:
         self._made_dirs = [p for p in (directory, *directory.parents) if not p.exists()]
         try:
             directory.mkdir(parents=True, exist_ok=True)
-            self._temp = self._reserve_temp()
+            self._temp = reserve_temp(self.path)
         except OSError as error:
             self._remove_made_dirs()
             raise AudioWriteError(_unwritable(directory, error)) from None
@@ -403,17 +403,6 @@ class AudioWriter:
             raise AudioWriteError(f"{self.path} is a directory; choose another output name")
         if not self.overwrite:
             raise AudioWriteError(f"{self.path} exists; pass --overwrite to replace it")
-
-    def _reserve_temp(self) -> Path:
-        while True:
-            temp = self.path.with_name(f".{self.path.name}.partial-{secrets.token_hex(4)}")
-            try:
-                # O_EXCL claims a fresh name; mode 0o666 lets the umask decide as for any file
-                # (mkstemp would leave the output readable by its owner only).
-                os.close(os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
-                return temp
-            except FileExistsError:
-                continue
 
     def write(self, block: np.ndarray) -> None:
         """Append a `(channels, n)` block of samples in [-1, 1]."""
