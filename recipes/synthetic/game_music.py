@@ -24,11 +24,12 @@ import shutil
 import subprocess
 import sys
 import tarfile
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import soundfile
+
+from vocalsep.core.files import reserve_temp
 
 
 @dataclass(frozen=True)
@@ -118,12 +119,14 @@ def extract(deb: Path, package: Package, out_dir: Path) -> list[tuple[Path, floa
                 target = out_dir / package.short / tune_of(base) / base
                 if not target.exists():
                     target.parent.mkdir(parents=True, exist_ok=True)
-                    source = archive.extractfile(member)
-                    with tempfile.NamedTemporaryFile(
-                        dir=target.parent, delete=False, suffix=".part"
-                    ) as tmp:
-                        shutil.copyfileobj(source, tmp)
-                    Path(tmp.name).replace(target)
+                    temp = reserve_temp(target)
+                    try:
+                        with open(temp, "wb") as file:
+                            shutil.copyfileobj(archive.extractfile(member), file)
+                        temp.replace(target)
+                    except BaseException:
+                        temp.unlink(missing_ok=True)
+                        raise
                 seconds = soundfile.info(str(target)).duration
                 if seconds < MIN_SECONDS:
                     target.unlink()

@@ -84,7 +84,7 @@ def test_unpacks_music_only_grouped_by_tune(tmp_path, monkeypatch):
     stamp = (out / "supertuxkart/farm/farm.ogg").stat().st_mtime_ns
     assert module.main([str(out), "--debs", str(debs)]) == 0
     assert (out / "supertuxkart/farm/farm.ogg").stat().st_mtime_ns == stamp
-    assert not list(out.rglob("*.part"))
+    assert not list(out.rglob(".*.partial-*"))  # reserve_temp's temporary names
 
 
 def test_missing_package_is_one_line(tmp_path, capsys):
