@@ -107,20 +107,20 @@ def test_predict_mask_needs_the_complex_spectrum_of_a_stereo_input():
     assert torch.allclose(model.predict_mask(mono.abs()), model.predict_mask(mono), atol=1e-6)
 
 
+def _cue_task(**changes) -> SeparationTask:
+    """A tiny stereo-cue separation task (8 kHz, 2-level U-Net)."""
+    model = {
+        "sample_rate": 8000,
+        "stft": {"n_fft": 256, "hop_length": 64},
+        "audio_channels": 2,
+        "stereo_cue": True,
+    }
+    config = {"model": model, "network": {"channels": [4, 8]}, "data": {"channels": 2}}
+    return SeparationTask(SeparationTaskConfig.from_dict({**config, **changes}))
+
+
 def test_training_loss_gives_the_cue_weights_a_gradient():
-    config = SeparationTaskConfig.from_dict(
-        {
-            "model": {
-                "sample_rate": 8000,
-                "stft": {"n_fft": 256, "hop_length": 64},
-                "audio_channels": 2,
-                "stereo_cue": True,
-            },
-            "network": {"channels": [4, 8]},
-            "data": {"channels": 2},
-        }
-    )
-    task = SeparationTask(config)
+    task = _cue_task()
     model = task.build_model()
     seen = []
     model.network.register_forward_hook(lambda module, args, out: seen.append(args[0].shape[1]))
@@ -164,24 +164,7 @@ def test_add_stereo_cue_starts_as_the_same_model(tmp_path, monkeypatch, capsys):
 
 
 def test_cue_dropout_hides_the_cue_of_a_share_of_training_items_only():
-    def task_with(dropout):
-        return SeparationTask(
-            SeparationTaskConfig.from_dict(
-                {
-                    "model": {
-                        "sample_rate": 8000,
-                        "stft": {"n_fft": 256, "hop_length": 64},
-                        "audio_channels": 2,
-                        "stereo_cue": True,
-                    },
-                    "network": {"channels": [4, 8]},
-                    "data": {"channels": 2},
-                    "cue_dropout": dropout,
-                }
-            )
-        )
-
-    task = task_with(0.5)
+    task = _cue_task(cue_dropout=0.5)
     model = task.build_model()
     cues = []
     model.network.register_forward_hook(lambda module, args, out: cues.append(args[0][:, 2]))
