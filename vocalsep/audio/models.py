@@ -110,13 +110,18 @@ class SpectrogramModelConfig(Config):
 MONO_CUE = -1.0  # the stereo cue of an input without stereo information
 
 
-def stereo_cue(spectrum: torch.Tensor, magnitude: torch.Tensor | None = None) -> torch.Tensor:
+def stereo_cue(
+    spectrum: torch.Tensor,
+    magnitude: torch.Tensor | None = None,
+    hide: torch.Tensor | None = None,
+) -> torch.Tensor:
     """`|L - R| / (|L| + |R|)` of a complex stereo spectrogram `(batch, 2, bins, frames)` ->
     `(batch, 1, bins, frames)`: in [0, 1] for a stereo input (0 where both channels agree, as
     a centred source does; 1 where one is silent or they are in opposite phase), and `MONO_CUE`
     (-1) everywhere for an item whose two channels are the same (a mono song on two channels):
     there the cue says nothing, and the network is told so rather than "everything is
-    centred". `magnitude`: `spectrum.abs()`, if the caller has it already."""
+    centred". `magnitude`: `spectrum.abs()`, if the caller has it already. `hide`: `(batch,)`
+    bools, items given `MONO_CUE` whatever their channels (training's cue dropout)."""
     if not spectrum.is_complex() or spectrum.dim() != 4 or spectrum.shape[1] != 2:
         raise ValueError(
             f"the stereo cue needs a complex (batch, 2, bins, frames) spectrogram, got "
@@ -128,6 +133,8 @@ def stereo_cue(spectrum: torch.Tensor, magnitude: torch.Tensor | None = None) ->
     level = magnitude[:, :1] + magnitude[:, 1:]
     cue = (side / level.clamp_min(1e-8)).clamp(0, 1)
     mono = side.flatten(1).amax(1) <= 1e-6 * level.flatten(1).amax(1)
+    if hide is not None:
+        mono = mono | hide
     return torch.where(mono[:, None, None, None], torch.full_like(cue, MONO_CUE), cue)
 
 
@@ -216,9 +223,7 @@ def spectrogram_masks(
         magnitude = spectrum.abs() if spectrum.is_complex() else spectrum
     magnitude = magnitude.float()
     if with_cue:
-        cue = stereo_cue(spectrum, magnitude).float()
-        if hide_cue is not None:
-            cue = torch.where(hide_cue[:, None, None, None], torch.full_like(cue, MONO_CUE), cue)
+        cue = stereo_cue(spectrum, magnitude, hide_cue).float()
         return fn(torch.cat([magnitude, cue], dim=1))
     return fold_channels(fn, magnitude, config.audio_channels)
 
