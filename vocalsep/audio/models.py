@@ -6,6 +6,11 @@ lowest `max_bin` bins and predicts one soft mask per target and channel. A wavef
 gives the stems themselves. Everything else (STFT, resampling, tiling, channel folding,
 full-band extension, iSTFT) belongs to the `Separator`. Both are saved in the one checkpoint
 format under the task "audio-separation", told apart by the task config's "model_type".
+
+A `SpectrogramEnsemble` holds several spectrogram masking models, each with its own STFT (a
+1024-point and a 2048-point model see different time-frequency trade-offs): the `Separator`
+maps each member's masks onto one output STFT and averages them, so the ensemble costs one
+network pass per member but one STFT, iSTFT and resampling of the song.
 """
 
 from __future__ import annotations
@@ -18,9 +23,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..core.checkpoint import CheckpointedModel, load_checkpoint
+from ..core.checkpoint import Checkpoint, CheckpointedModel, load_checkpoint, save_checkpoint
 from ..core.config import Config
-from ..core.errors import ConfigError
+from ..core.errors import CheckpointError, ConfigError
 from ..core.registry import Registry
 from ..core.unet import build_network
 from .stft import STFTConfig
@@ -349,7 +354,118 @@ MODEL_TYPES.register(SpectrogramMaskModel.model_type, SpectrogramMaskModel)
 MODEL_TYPES.register(WaveformModel.model_type, WaveformModel)
 
 
-def load_model(path: str | os.PathLike) -> SeparationModel:
-    """Load a separation model (any registered kind) from a checkpoint file (weights only, no
-    code is executed)."""
-    return SeparationModel.from_checkpoint(load_checkpoint(path, task=TASK), path)
+class SpectrogramEnsemble(nn.Module):
+    """Spectrogram masking models whose masks are averaged with `weights` (normalised to sum to
+    one; equal by default). The members may differ in STFT, band, network and stereo cue; they
+    share the sample rate, the targets and the audio channels. `config` is the first member's:
+    the `Separator` takes its output STFT from it.
+
+    Saved as one checkpoint (architecture "ensemble"): the task config lists each member's
+    config and the weights, the model config each member's architecture and network, and the
+    state dict holds member i's weights under "members.i.".
+    """
+
+    task = TASK
+    model_type = "spectrogram-ensemble"
+
+    def __init__(
+        self, members: list[SpectrogramMaskModel], weights: list[float] | None = None
+    ) -> None:
+        super().__init__()
+        members = list(members)
+        if not members:
+            raise ConfigError("an ensemble needs at least one member")
+        if not all(type(member) is SpectrogramMaskModel for member in members):
+            raise ConfigError("an ensemble combines spectrogram masking models only")
+        first = members[0].config
+        for member in members[1:]:
+            config = member.config
+            for name in ("sample_rate", "targets", "audio_channels"):
+                if getattr(config, name) != getattr(first, name):
+                    raise ConfigError(
+                        f"ensemble members must share {name}: {getattr(first, name)!r} and "
+                        f"{getattr(config, name)!r}"
+                    )
+        weights = [1.0] * len(members) if weights is None else [float(w) for w in weights]
+        if len(weights) != len(members) or not all(0 < w < float("inf") for w in weights):
+            raise ConfigError(
+                f"need one positive weight per member ({len(members)}), got {weights}"
+            )
+        self.members = nn.ModuleList(members)
+        self.weights = tuple(w / sum(weights) for w in weights)
+        self.config = first
+
+    def to_checkpoint(self, metadata: dict[str, Any] | None = None) -> Checkpoint:
+        parts = [member.to_checkpoint() for member in self.members]
+        return Checkpoint(
+            task=self.task,
+            architecture="ensemble",
+            model_config={
+                "members": [
+                    {"architecture": p.architecture, "network": p.model_config} for p in parts
+                ]
+            },
+            task_config={
+                "model_type": self.model_type,
+                "weights": list(self.weights),
+                "members": [p.task_config for p in parts],
+            },
+            state_dict={
+                f"members.{i}.{name}": value
+                for i, part in enumerate(parts)
+                for name, value in part.state_dict.items()
+            },
+            metadata=dict(metadata or {}),
+        )
+
+    def save(self, path: str | os.PathLike, metadata: dict[str, Any] | None = None) -> None:
+        save_checkpoint(self.to_checkpoint(metadata), path)
+
+    @classmethod
+    def from_checkpoint(
+        cls, checkpoint: Checkpoint, source: str | os.PathLike = "checkpoint"
+    ) -> SpectrogramEnsemble:
+        """The ensemble a checkpoint describes, in eval mode (CheckpointError if it cannot be)."""
+        configs = checkpoint.task_config.get("members")
+        networks = checkpoint.model_config.get("members")
+        weights = checkpoint.task_config.get("weights")
+        if not (
+            isinstance(configs, list)
+            and isinstance(networks, list)
+            and len(configs) == len(networks) > 0
+            and all(
+                isinstance(n, dict) and {"architecture", "network"} <= n.keys() for n in networks
+            )
+        ):
+            raise CheckpointError(f"{source}: invalid ensemble (members missing or malformed)")
+        members = []
+        for i, (config, network) in enumerate(zip(configs, networks, strict=True)):
+            prefix = f"members.{i}."
+            part = Checkpoint(
+                task=checkpoint.task,
+                architecture=network["architecture"],
+                model_config=network["network"],
+                task_config=config,
+                state_dict={
+                    name[len(prefix) :]: value
+                    for name, value in checkpoint.state_dict.items()
+                    if name.startswith(prefix)
+                },
+            )
+            members.append(SpectrogramMaskModel.from_checkpoint(part, f"{source} (member {i})"))
+        known = {f"members.{i}." for i in range(len(members))}
+        if any(".".join(name.split(".")[:2]) + "." not in known for name in checkpoint.state_dict):
+            raise CheckpointError(f"{source}: weights that belong to no ensemble member")
+        try:
+            return cls(members, weights).eval()
+        except ConfigError as error:
+            raise CheckpointError(f"{source}: invalid ensemble ({error})") from None
+
+
+def load_model(path: str | os.PathLike) -> SeparationModel | SpectrogramEnsemble:
+    """Load a separation model (any registered kind, or an ensemble) from a checkpoint file
+    (weights only, no code is executed)."""
+    checkpoint = load_checkpoint(path, task=TASK)
+    if checkpoint.task_config.get("model_type") == SpectrogramEnsemble.model_type:
+        return SpectrogramEnsemble.from_checkpoint(checkpoint, path)
+    return SeparationModel.from_checkpoint(checkpoint, path)
