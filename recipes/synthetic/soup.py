@@ -2,6 +2,7 @@
 
     python recipes/synthetic/soup.py CONFIG --out soup.ckpt CKPT [CKPT ...] [--set K=V ...]
         [--greedy] [--metric sdr_vocals_mean]
+    python recipes/synthetic/soup.py CONFIG --score-only CKPT [CKPT ...] [--set K=V ...]
 
 Every checkpoint and every soup is scored on the validation mixtures of the run config CONFIG
 (with `--set` overrides, as `vocalsep train` takes them), through the real `Separator`. Without
@@ -10,6 +11,8 @@ checkpoints are sorted by their own score, the soup starts as the best of them, 
 one is kept only if adding it (uniformly) raises the soup's score (greedy soup). The soup costs
 one model at inference time. Checkpoints must share the architecture, the STFT, the band and
 the weights' shapes; fine-tuned descendants of one checkpoint are the ones that average well.
+`--score-only` scores the checkpoints (any separation models, ensembles too) and writes
+nothing.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from pathlib import Path
 
 import torch
 
-from vocalsep.audio.models import SeparationModel
+from vocalsep.audio.models import model_from_checkpoint
 from vocalsep.audio.training import SeparationTask, SeparationTaskConfig
 from vocalsep.core.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from vocalsep.core.errors import VocalsepError
@@ -32,7 +35,7 @@ from vocalsep.train import load_run_config
 def score(task: SeparationTask, checkpoint: str | Checkpoint, metric: str) -> dict[str, float]:
     if not isinstance(checkpoint, Checkpoint):
         checkpoint = load_checkpoint(checkpoint)
-    model = SeparationModel.from_checkpoint(checkpoint, "soup").eval()
+    model = model_from_checkpoint(checkpoint, "soup").eval()
     with torch.no_grad():
         metrics = task.validate(model, task.validation_batches(16))
     if metric not in metrics:
@@ -44,12 +47,14 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("config", help="run config whose validation mixtures score the soups")
     parser.add_argument("checkpoints", nargs="+")
-    parser.add_argument("--out", required=True, help="where to write the soup")
+    output = parser.add_mutually_exclusive_group(required=True)
+    output.add_argument("--out", help="where to write the soup")
+    output.add_argument("--score-only", action="store_true", help="score, write nothing")
     parser.add_argument("--set", dest="overrides", action="append", default=[])
     parser.add_argument("--greedy", action="store_true")
     parser.add_argument("--metric", default="sdr_vocals_mean", help="validation metric (max)")
     args = parser.parse_args(argv)
-    if Path(args.out).exists():
+    if args.out and Path(args.out).exists():
         print(f"soup: {args.out} exists; remove it first", file=sys.stderr)
         return 1
     try:
@@ -68,6 +73,8 @@ def main(argv: list[str] | None = None) -> int:
             started = time.perf_counter()
             scores[path] = score(task, path, args.metric)
             report(path, scores[path], started)
+        if args.score_only:
+            return 0
         ranked = sorted(args.checkpoints, key=lambda p: scores[p][args.metric], reverse=True)
         if args.greedy:
             kept, best = [ranked[0]], scores[ranked[0]][args.metric]

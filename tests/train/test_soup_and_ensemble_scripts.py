@@ -71,3 +71,29 @@ def test_greedy_soup_scores_on_validation_and_writes_the_average(toy_audio, tmp_
     assert kept and set(kept) <= set(paths)
     assert ("(kept)" in printed) == (len(kept) == 2)
     assert _script("soup").main(argv) == 1  # the soup exists: not overwritten
+
+
+def test_score_only_scores_an_ensemble_as_its_separator_separates(toy_audio, tmp_path, capsys):
+    from vocalsep.api import build_task
+    from vocalsep.audio.models import SpectrogramEnsemble, load_model
+    from vocalsep.train import load_run_config
+
+    config_path = RECIPES / "tiny" / "config.toml"
+    overrides = tiny_overrides(toy_audio, "task_config.data.validation_examples=4")
+    task = build_task(load_run_config(config_path, overrides))
+    members = []
+    for seed in (0, 1):
+        torch.manual_seed(seed)
+        members.append(task.build_model())
+    single, ensemble = tmp_path / "m0.ckpt", tmp_path / "ensemble.ckpt"
+    members[0].save(single)
+    SpectrogramEnsemble(members).save(ensemble)
+    argv = [str(config_path), str(single), str(ensemble), "--score-only"]
+    argv += [item for override in overrides for item in ("--set", override)]
+    assert _script("soup").main(argv) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 2 and all("sdr_vocals_mean" in line for line in lines)
+    task.loss = lambda model, batch: torch.zeros(())
+    expected = task.validate(load_model(ensemble), task.validation_batches(16))
+    assert f"sdr_vocals_mean {expected['sdr_vocals_mean']:.3f}" in lines[1]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ensemble.ckpt", "m0.ckpt"]

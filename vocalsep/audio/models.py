@@ -462,10 +462,16 @@ class SpectrogramEnsemble(nn.Module):
             raise CheckpointError(f"{source}: invalid ensemble ({error})") from None
 
 
+def model_from_checkpoint(
+    checkpoint: Checkpoint, source: str | os.PathLike = "checkpoint"
+) -> SeparationModel | SpectrogramEnsemble:
+    """The separation model (any registered kind, or an ensemble) a checkpoint describes."""
+    if checkpoint.task_config.get("model_type") == SpectrogramEnsemble.model_type:
+        return SpectrogramEnsemble.from_checkpoint(checkpoint, source)
+    return SeparationModel.from_checkpoint(checkpoint, source)
+
+
 def load_model(path: str | os.PathLike) -> SeparationModel | SpectrogramEnsemble:
     """Load a separation model (any registered kind, or an ensemble) from a checkpoint file
     (weights only, no code is executed)."""
-    checkpoint = load_checkpoint(path, task=TASK)
-    if checkpoint.task_config.get("model_type") == SpectrogramEnsemble.model_type:
-        return SpectrogramEnsemble.from_checkpoint(checkpoint, path)
-    return SeparationModel.from_checkpoint(checkpoint, path)
+    return model_from_checkpoint(load_checkpoint(path, task=TASK), path)
