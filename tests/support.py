@@ -58,6 +58,28 @@ def randomise_norm_statistics(model: torch.nn.Module) -> torch.nn.Module:
     return model.eval()
 
 
+# Fully convolutional with a receptive field of a few frames (3x3 kernels, one level), covered
+# by a frame context of 4, and frame tiles that step by 32 (a multiple of the net's stride):
+# chunked separation then gives exactly the one-pass result.
+LOCAL_MODEL = dict(channels=(6,), kernel_size=3, tile_frames=40, tile_overlap=8, tile_context=4)
+
+
+def assert_chunks_give_one_pass(
+    model, mixture: np.ndarray, rate: int, chunk_seconds: float, overlap_seconds: float, tiles: int
+) -> dict[str, np.ndarray]:
+    """Separate `mixture` with `model` in one pass and in chunks of `chunk_seconds` (at least
+    `tiles` of them); the stems must agree to 1e-4. Returns the one-pass stems."""
+    from vocalsep.audio.separator import Separator
+
+    whole = Separator(model, chunk_seconds=100.0).separate(mixture, rate)
+    chunked = Separator(model, chunk_seconds=chunk_seconds, overlap_seconds=overlap_seconds)
+    assert chunked._chunk_plan(rate).num_tiles(mixture.shape[-1]) >= tiles  # really chunked
+    stems = chunked.separate(mixture, rate)
+    for stem in whole:
+        assert np.abs(whole[stem] - stems[stem]).max() < 1e-4
+    return whole
+
+
 def synth(sample_rate: int, samples: int, channels: int = 2, seed: int = 0) -> np.ndarray:
     """A 'song': a sung-like vibrato tone, a chirp and a little noise, `(channels, samples)`."""
     rng = np.random.default_rng(seed)

@@ -34,11 +34,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--weights", default=None, help="ensemble weights, e.g. 1,1")
     args = parser.parse_args(argv)
     try:
-        metadata: dict = {}
         if len(args.checkpoints) == 1:
             checkpoint = load_checkpoint(resolve(args.checkpoints[0], TASK))
             checkpoint.training_state = None
-            metadata = dict(checkpoint.metadata)
         else:
             weights = None
             if args.weights:
@@ -47,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
             checkpoint = SpectrogramEnsemble(members, weights).to_checkpoint(
                 {"members": [str(path) for path in args.checkpoints]}
             )
-            metadata = dict(checkpoint.metadata)
+        metadata = dict(checkpoint.metadata)
         if args.metadata:
             with open(args.metadata, encoding="utf-8") as file:
                 metadata.update(json.load(file))

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from support import make_model, synth, write_wav
+from support import LOCAL_MODEL, assert_chunks_give_one_pass, make_model, synth, write_wav
 
 from vocalsep.audio.models import SpectrogramEnsemble, WaveformModel, load_model
 from vocalsep.audio.separator import Separator
@@ -18,15 +18,12 @@ from vocalsep.core.checkpoint import load_checkpoint, save_checkpoint
 from vocalsep.core.errors import CheckpointError, ConfigError
 
 ROOT = Path(__file__).resolve().parents[2]
-# Fully convolutional with a small receptive field (3x3 kernels, one level) and a frame
-# context that covers it, so that chunked separation gives exactly the one-pass result.
-LOCAL = dict(channels=(6,), kernel_size=3, tile_frames=40, tile_overlap=8, tile_context=4)
 
 
 def _pair():
     """Two stereo models with different STFTs (256 / hop 64 and 512 / hop 128 at 16 kHz)."""
-    first = make_model(audio_channels=2, seed=0, **LOCAL)
-    second = make_model(audio_channels=2, seed=1, n_fft=512, hop_length=128, **LOCAL)
+    first = make_model(audio_channels=2, seed=0, **LOCAL_MODEL)
+    second = make_model(audio_channels=2, seed=1, n_fft=512, hop_length=128, **LOCAL_MODEL)
     return first, second
 
 
@@ -58,12 +55,7 @@ def test_members_with_different_stfts_chunk_like_one_pass(rate, chunk_seconds):
     first, second = _pair()
     ensemble = SpectrogramEnsemble([first, second])
     mixture = synth(rate, rate * 12 + 5, 2)
-    whole = Separator(ensemble, chunk_seconds=100.0).separate(mixture, rate)
-    chunked = Separator(ensemble, chunk_seconds=chunk_seconds, overlap_seconds=0.25)
-    assert chunked._chunk_plan(rate).num_tiles(mixture.shape[-1]) >= 4  # really chunked
-    stems = chunked.separate(mixture, rate)
-    for stem in whole:
-        assert np.abs(whole[stem] - stems[stem]).max() < 1e-4
+    whole = assert_chunks_give_one_pass(ensemble, mixture, rate, chunk_seconds, 0.25, 4)
     # The second member's masks count: the result is neither member's alone.
     for member in (first, second):
         alone = Separator(member, chunk_seconds=100.0).separate(mixture, rate)["vocals"]

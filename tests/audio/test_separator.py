@@ -3,7 +3,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 import torch
-from support import make_model, synth
+from support import LOCAL_MODEL, assert_chunks_give_one_pass, make_model, synth
 
 from vocalsep.audio.errors import InvalidAudioError
 from vocalsep.audio.models import load_model
@@ -74,18 +74,10 @@ def test_batched_tiles_give_the_tile_by_tile_result(channels):
 
 @pytest.mark.parametrize("rate,chunk_seconds", [(16000, 0.9), (22050, 4.0)])
 def test_chunked_equals_unchunked_for_a_fully_convolutional_model(rate, chunk_seconds):
-    # Depth-1 net with a 3x3 kernel: a receptive field of a few frames, covered by a frame
-    # context of 4; frame tiles step by 32, a multiple of the net's stride. At 22050 Hz the
-    # mixture is resampled for the 16 kHz model, and chunks start on both frame grids.
-    options = dict(channels=(6,), kernel_size=3, tile_frames=40, tile_overlap=8, tile_context=4)
-    model = make_model(**options)
+    # A depth-1 net with a 3x3 kernel (`LOCAL_MODEL`). At 22050 Hz the mixture is resampled
+    # for the 16 kHz model, and chunks start on both frame grids.
     mixture = synth(rate, rate * 25 + 11, 2)
-    whole = Separator(model, chunk_seconds=100.0).separate(mixture, rate)
-    chunked = Separator(model, chunk_seconds=chunk_seconds, overlap_seconds=0.2)
-    assert chunked._chunk_plan(rate).num_tiles(mixture.shape[-1]) >= 5  # really chunked
-    stems = chunked.separate(mixture, rate)
-    for stem in whole:
-        assert np.abs(whole[stem] - stems[stem]).max() < 1e-4
+    assert_chunks_give_one_pass(make_model(**LOCAL_MODEL), mixture, rate, chunk_seconds, 0.2, 5)
 
 
 class TileGlobalMask(torch.nn.Module):

@@ -47,22 +47,31 @@ def test_ensemble_writes_the_mean_of_the_models_vocals(tmp_path):
     assert _script("ensemble").main([*paths, "--root", str(root), "--out", str(out)]) == 1
 
 
-def test_greedy_soup_scores_on_validation_and_writes_the_average(toy_audio, tmp_path, capsys):
+def _tiny_task_and_models(toy_audio):
+    """The tiny recipe's config, its overrides, its task (4 validation mixtures) and two
+    untrained models of it (seeds 0 and 1)."""
     from vocalsep.api import build_task
     from vocalsep.train import load_run_config
 
     config_path = RECIPES / "tiny" / "config.toml"
     overrides = tiny_overrides(toy_audio, "task_config.data.validation_examples=4")
     task = build_task(load_run_config(config_path, overrides))
-    paths = []
+    models = []
     for seed in (0, 1):
         torch.manual_seed(seed)
+        models.append(task.build_model())
+    return config_path, [item for o in overrides for item in ("--set", o)], task, models
+
+
+def test_greedy_soup_scores_on_validation_and_writes_the_average(toy_audio, tmp_path, capsys):
+    config_path, sets, _, models = _tiny_task_and_models(toy_audio)
+    paths = []
+    for seed, model in enumerate(models):
         path = tmp_path / f"m{seed}.ckpt"
-        task.build_model().save(path)
+        model.save(path)
         paths.append(str(path))
     out = tmp_path / "soup.ckpt"
-    argv = [str(config_path), *paths, "--out", str(out), "--greedy"]
-    argv += [item for override in overrides for item in ("--set", override)]
+    argv = [str(config_path), *paths, "--out", str(out), "--greedy", *sets]
     assert _script("soup").main(argv) == 0
     printed = capsys.readouterr().out
     assert printed.count("sdr_vocals_mean") == 3  # two checkpoints, one soup of both
@@ -74,22 +83,13 @@ def test_greedy_soup_scores_on_validation_and_writes_the_average(toy_audio, tmp_
 
 
 def test_score_only_scores_an_ensemble_as_its_separator_separates(toy_audio, tmp_path, capsys):
-    from vocalsep.api import build_task
     from vocalsep.audio.models import SpectrogramEnsemble, load_model
-    from vocalsep.train import load_run_config
 
-    config_path = RECIPES / "tiny" / "config.toml"
-    overrides = tiny_overrides(toy_audio, "task_config.data.validation_examples=4")
-    task = build_task(load_run_config(config_path, overrides))
-    members = []
-    for seed in (0, 1):
-        torch.manual_seed(seed)
-        members.append(task.build_model())
+    config_path, sets, task, members = _tiny_task_and_models(toy_audio)
     single, ensemble = tmp_path / "m0.ckpt", tmp_path / "ensemble.ckpt"
     members[0].save(single)
     SpectrogramEnsemble(members).save(ensemble)
-    argv = [str(config_path), str(single), str(ensemble), "--score-only"]
-    argv += [item for override in overrides for item in ("--set", override)]
+    argv = [str(config_path), str(single), str(ensemble), "--score-only", *sets]
     assert _script("soup").main(argv) == 0
     lines = capsys.readouterr().out.splitlines()
     assert len(lines) == 2 and all("sdr_vocals_mean" in line for line in lines)

@@ -107,9 +107,12 @@ class _Member:
     """One spectrogram masking model of a separator (the only one, or one of an ensemble)."""
 
     model: SpectrogramMaskModel
-    config: SpectrogramModelConfig
-    stft: STFT  # the model's own analysis
+    stft: STFT  # the model's own analysis (one object per distinct STFT config)
     weight: float
+
+    @property
+    def config(self) -> SpectrogramModelConfig:
+        return self.model.config
 
 
 class Separator:
@@ -182,16 +185,10 @@ class Separator:
                 if isinstance(model, SpectrogramEnsemble)
                 else [(model, 1.0)]
             )
+            stfts = {self.config.stft: self._model_stft}
             self._members = [
-                _Member(
-                    member,
-                    member.config,
-                    self._model_stft
-                    if member.config.stft == self.config.stft
-                    else STFT(member.config.stft),
-                    weight,
-                )
-                for member, weight in members
+                _Member(member, stfts.setdefault(member.config.stft, STFT(member.config.stft)), w)
+                for member, w in members
             ]
 
     @classmethod
@@ -301,22 +298,27 @@ class Separator:
 
     def _mask(
         self,
-        analyses: list[tuple[torch.Tensor, int]],
+        analyse: Callable[[STFT], tuple[torch.Tensor, int]],
         sample_rate: int,
         stft: STFT,
         frames: int,
         first_frame: int,
     ) -> torch.Tensor:
-        """Full masks on the grid of `stft` (`(batch, targets, channels, bins, frames)`) from
-        each member's `(spectrum (batch, channels, bins, frames), first model frame)`: the
-        members' masks, mapped onto that grid, weighted and summed."""
+        """Full masks on the grid of `stft` (`(batch, targets, channels, bins, frames)`): the
+        members' masks, mapped onto that grid, weighted and summed. `analyse(member_stft)`
+        gives `(spectrum (batch, channels, bins, frames), first model frame)` at a member's
+        STFT; it is called once per distinct STFT."""
+        analyses: dict[STFT, tuple[torch.Tensor, int]] = {}
         mask = None
-        for member, (analysis, first_model_frame) in zip(self._members, analyses, strict=True):
+        for member in self._members:
+            if member.stft not in analyses:
+                analyses[member.stft] = analyse(member.stft)
+            analysis, first_model_frame = analyses[member.stft]
             band_mask = self._band_mask(analysis, first_model_frame, member)
             part = self._full_mask(
                 band_mask, sample_rate, stft, frames, first_frame, first_model_frame, member
             )
-            if len(self._members) > 1:
+            if member.weight != 1.0:
                 part = part * member.weight
             mask = part if mask is None else mask + part
         return mask
@@ -346,21 +348,24 @@ class Separator:
                 f"got {tuple(magnitude.shape)}"
             )
         frames = magnitude.shape[-1]
-        analyses = []
-        for member in self._members:
-            if member.stft is self._model_stft:
-                analyses.append((magnitude, 0))
-                continue
+        waveform = None
+
+        def analyse(member_stft: STFT) -> tuple[torch.Tensor, int]:
+            nonlocal waveform
+            if member_stft is self._model_stft:
+                return magnitude, 0
             if not magnitude.is_complex():
                 raise ValueError(
                     "this model is an ensemble of models with different STFTs: give predict_mask "
                     "the complex spectrogram (the other members analyse the waveform it holds), "
                     "not magnitudes"
                 )
-            hop = self.config.stft.hop_length
-            waveform = self._model_stft.inverse(magnitude, (frames - 1) * hop)
-            analyses.append((member.stft(waveform), 0))
-        mask = self._mask(analyses, self.sample_rate, self._model_stft, frames, 0).cpu()
+            if waveform is None:
+                hop = self.config.stft.hop_length
+                waveform = self._model_stft.inverse(magnitude, (frames - 1) * hop)
+            return member_stft(waveform), 0
+
+        mask = self._mask(analyse, self.sample_rate, self._model_stft, frames, 0).cpu()
         return mask[0] if unbatched else mask
 
     # -- waveforms -------------------------------------------------------------------------
@@ -421,16 +426,14 @@ class Separator:
             model_start = round(start * self.sample_rate / sample_rate)
             resampled = resample(chunk.cpu().numpy(), sample_rate, self.sample_rate)
             resampled = torch.from_numpy(resampled).to(self.device)
-        analyses = []
-        for member in self._members:
-            if same_rate and member.stft is stft:
-                analyses.append((spectrum[None], first_frame))
-            else:
-                analysis, first_model_frame, _ = _song_grid_stft(
-                    member.stft, resampled, model_start
-                )
-                analyses.append((analysis[None], first_model_frame))
-        mask = self._mask(analyses, sample_rate, stft, spectrum.shape[-1], first_frame)[0]
+
+        def analyse(member_stft: STFT) -> tuple[torch.Tensor, int]:
+            if same_rate and member_stft is stft:
+                return spectrum[None], first_frame
+            analysis, first_model_frame, _ = _song_grid_stft(member_stft, resampled, model_start)
+            return analysis[None], first_model_frame
+
+        mask = self._mask(analyse, sample_rate, stft, spectrum.shape[-1], first_frame)[0]
         estimates = mask * spectrum[None]
         if self.wiener_iterations:
             # The post-filter needs every source: add the residual as one more.
