@@ -324,6 +324,24 @@ class Separator:
         return mask
 
     @torch.inference_mode()
+    def batch_masks(self, mixtures: torch.Tensor, stft: STFT) -> torch.Tensor:
+        """Full-band masks of a batch of short mixtures `(batch, channels, samples)` at the
+        model's rate, on the grid of `stft` (an STFT at the model's rate, frames centred at
+        multiples of its hop from sample 0): `(batch, targets, channels, bins, frames)`.
+
+        Each item is separated on its own in one piece (no chunks; the tiles start at its first
+        frame), as a training example is: a teacher's targets for a student (distillation)."""
+        if self.waveform:
+            raise ConfigError("batch_masks needs a spectrogram masking model")
+        mixtures = mixtures.to(self.device, torch.float32)
+
+        def analyse(member_stft: STFT) -> tuple[torch.Tensor, int]:
+            return member_stft(mixtures), 0
+
+        frames = stft.config.num_frames(mixtures.shape[-1])
+        return self._mask(analyse, self.sample_rate, stft, frames, 0)
+
+    @torch.inference_mode()
     def predict_mask(self, magnitude: torch.Tensor) -> torch.Tensor:
         """Full-band soft masks for a spectrogram at the model's STFT.
 

@@ -75,6 +75,13 @@ class SeparationTaskConfig(Config):
     cue_dropout:  (models with `stereo_cue`) share of the training items whose stereo cue is
                   replaced by "no stereo information", as for a mono song, so that the
                   network keeps separating well without the cue (modality dropout).
+    teacher:      (spectrogram models) a separation checkpoint (one model or an ensemble, at
+                  the same sample rate, with the same targets) whose estimates the student
+                  also learns from (knowledge distillation): in training, the target of every
+                  bin is `(1 - teacher_weight) x` the true one `+ teacher_weight x` the
+                  teacher's masked mixture, both on the student's STFT. Validation still
+                  compares with the truth. Empty (the default): no teacher.
+    teacher_weight: the teacher's share of the training target, in [0, 1].
     """
 
     model_type: str = "spectrogram-mask"
@@ -88,6 +95,8 @@ class SeparationTaskConfig(Config):
     loss: str = "l1"
     loss_target: str = "magnitude"
     cue_dropout: float = 0.0
+    teacher: str = ""
+    teacher_weight: float = 0.5
 
     def __post_init__(self) -> None:
         if self.model_type not in MODEL_TYPES:
@@ -111,6 +120,10 @@ class SeparationTaskConfig(Config):
             raise ConfigError(f"cue_dropout must be in [0, 1], got {self.cue_dropout}")
         if self.cue_dropout and not getattr(self.model, "stereo_cue", False):
             raise ConfigError("cue_dropout needs a model with stereo_cue = true")
+        if not 0 <= self.teacher_weight <= 1:
+            raise ConfigError(f"teacher_weight must be in [0, 1], got {self.teacher_weight}")
+        if self.teacher and self.model_type != "spectrogram-mask":
+            raise ConfigError("teacher applies to spectrogram models only")
         if self.model.audio_channels not in (1, self.data.channels):
             raise ConfigError(
                 "model.audio_channels must be 1 (channels separately) or data.channels"
@@ -160,6 +173,33 @@ class SeparationTask:
         else:
             self.network_config()  # a mistyped `network` field fails here, before any data work
             self.stft = STFT(config.model.stft)
+        self._teacher = None  # a Separator of `config.teacher`, loaded on first use
+
+    def teacher(self, device: torch.device):
+        """The teacher's `Separator` on `device` (None without a teacher), checked against the
+        student's rate and targets."""
+        if not self.config.teacher:
+            return None
+        if self._teacher is None:
+            from .models import SpectrogramEnsemble, SpectrogramMaskModel, load_model
+            from .separator import Separator
+
+            model = load_model(self.config.teacher)
+            if not isinstance(model, SpectrogramMaskModel | SpectrogramEnsemble):
+                raise ConfigError(f"teacher {self.config.teacher}: not a spectrogram model")
+            student = self.config.model
+            if model.config.sample_rate != student.sample_rate:
+                raise ConfigError(
+                    f"teacher {self.config.teacher}: {model.config.sample_rate} Hz, the student "
+                    f"{student.sample_rate} Hz"
+                )
+            if list(model.config.targets) != list(student.targets):
+                raise ConfigError(
+                    f"teacher {self.config.teacher}: targets {list(model.config.targets)}, the "
+                    f"student {list(student.targets)}"
+                )
+            self._teacher = Separator(model, device=device)
+        return self._teacher
 
     # -- model ---------------------------------------------------------------------------------
 
@@ -266,6 +306,11 @@ class SeparationTask:
             targets = torch.minimum(in_phase.clamp_min(0), mixture[:, None])
         else:
             targets = stems.abs()
+        teacher = self.teacher(spectrum.device) if model.training else None
+        if teacher is not None:
+            masks = teacher.batch_masks(batch["mixture"], self.stft)[..., :band, :].clone()
+            weight = self.config.teacher_weight
+            targets = (1 - weight) * targets + weight * masks * mixture[:, None]
         hide_cue = None
         if self.config.cue_dropout and model.training:
             hide_cue = (
