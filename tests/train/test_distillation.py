@@ -106,7 +106,8 @@ def test_teacher_settings_are_checked(tmp_path):
         )
     other_rate = make_model(audio_channels=2, sample_rate=8000, **LOCAL_MODEL)
     other_rate.save(tmp_path / "8k.ckpt")
+    # A wrong teacher fails when the task is built, before any data work.
     with pytest.raises(ConfigError, match="8000 Hz"):
-        _task(str(tmp_path / "8k.ckpt")).teacher(torch.device("cpu"))
+        _task(str(tmp_path / "8k.ckpt"))
     with pytest.raises(CheckpointError):
-        _task(str(tmp_path / "missing.ckpt")).teacher(torch.device("cpu"))
+        _task(str(tmp_path / "missing.ckpt"))

@@ -173,16 +173,20 @@ class SeparationTask:
         else:
             self.network_config()  # a mistyped `network` field fails here, before any data work
             self.stft = STFT(config.model.stft)
-        self._teacher = None  # a Separator of `config.teacher`, loaded on first use
+        self._teacher_model = None  # `config.teacher`, loaded and checked
+        self._teacher = None  # its Separator on the device of the last batch
+        if config.teacher:
+            self.teacher(torch.device("cpu"))  # a wrong teacher fails here, before any data work
 
     def teacher(self, device: torch.device):
         """The teacher's `Separator` on `device` (None without a teacher), checked against the
-        student's rate and targets."""
+        student's rate and targets when it is loaded."""
         if not self.config.teacher:
             return None
-        if self._teacher is None:
+        from .separator import Separator
+
+        if self._teacher_model is None:
             from .models import SpectrogramEnsemble, SpectrogramMaskModel, load_model
-            from .separator import Separator
 
             model = load_model(self.config.teacher)
             if not isinstance(model, SpectrogramMaskModel | SpectrogramEnsemble):
@@ -198,7 +202,9 @@ class SeparationTask:
                     f"teacher {self.config.teacher}: targets {list(model.config.targets)}, the "
                     f"student {list(student.targets)}"
                 )
-            self._teacher = Separator(model, device=device)
+            self._teacher_model = model
+        if self._teacher is None or self._teacher.device.type != device.type:
+            self._teacher = Separator(self._teacher_model, device=device)
         return self._teacher
 
     # -- model ---------------------------------------------------------------------------------
