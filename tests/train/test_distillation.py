@@ -22,11 +22,11 @@ class AllPass(torch.nn.Module):
         return torch.ones(magnitude.shape[0], 1, *magnitude.shape[1:])
 
 
-def _task(teacher="", weight=0.5, rate=16000):
+def _task(teacher="", weight=0.5):
     config = SeparationTaskConfig.from_dict(
         {
             "model": {
-                "sample_rate": rate,
+                "sample_rate": 16000,
                 "stft": {"n_fft": 256, "hop_length": 64},
                 "audio_channels": 2,
                 "max_bin": 100,

@@ -183,8 +183,6 @@ class SeparationTask:
         student's rate and targets when it is loaded."""
         if not self.config.teacher:
             return None
-        from .separator import Separator
-
         if self._teacher_model is None:
             from .models import SpectrogramEnsemble, SpectrogramMaskModel, load_model
 
@@ -204,6 +202,8 @@ class SeparationTask:
                 )
             self._teacher_model = model
         if self._teacher is None or self._teacher.device.type != device.type:
+            from .separator import Separator
+
             self._teacher = Separator(self._teacher_model, device=device)
         return self._teacher
 
