@@ -4,6 +4,9 @@
         [--greedy] [--metric sdr_vocals_mean]
     python recipes/synthetic/soup.py CONFIG --score-only CKPT [CKPT ...] [--set K=V ...]
 
+CKPT is a checkpoint file or the name of a shipped model (`vocalsep models`), e.g.
+`vocalsep-small`.
+
 Every checkpoint and every soup is scored on the validation mixtures of the run config CONFIG
 (with `--set` overrides, as `vocalsep train` takes them), through the real `Separator`. Without
 `--greedy` the soup is the uniform average of all the checkpoints. With `--greedy` the
@@ -24,11 +27,12 @@ from pathlib import Path
 
 import torch
 
-from vocalsep.audio.models import model_from_checkpoint
+from vocalsep.audio.models import TASK, model_from_checkpoint
 from vocalsep.audio.training import SeparationTask, SeparationTaskConfig
 from vocalsep.core.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from vocalsep.core.errors import VocalsepError
 from vocalsep.core.soup import average_checkpoints
+from vocalsep.pretrained import resolve
 from vocalsep.train import load_run_config
 
 
@@ -58,6 +62,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"soup: {args.out} exists; remove it first", file=sys.stderr)
         return 1
     try:
+        files = {name: resolve(name, TASK) for name in args.checkpoints}
         config = load_run_config(args.config, args.overrides)
         task = SeparationTask(SeparationTaskConfig.from_dict(config.task_config))
         task.loss = lambda model, batch: torch.zeros(())  # only the SDRs are needed
@@ -71,17 +76,17 @@ def main(argv: list[str] | None = None) -> int:
         scores = {}
         for path in args.checkpoints:
             started = time.perf_counter()
-            scores[path] = score(task, path, args.metric)
+            scores[path] = score(task, files[path], args.metric)
             report(path, scores[path], started)
         if args.score_only:
             return 0
         ranked = sorted(args.checkpoints, key=lambda p: scores[p][args.metric], reverse=True)
         if args.greedy:
             kept, best = [ranked[0]], scores[ranked[0]][args.metric]
-            soup = average_checkpoints(kept)
+            soup = average_checkpoints([files[name] for name in kept])
             for path in ranked[1:]:
                 started = time.perf_counter()
-                candidate = average_checkpoints([*kept, path])
+                candidate = average_checkpoints([files[name] for name in (*kept, path)])
                 metrics = score(task, candidate, args.metric)
                 better = metrics[args.metric] > best
                 verdict = "kept" if better else "left out"
@@ -91,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
         else:
             kept = ranked
             started = time.perf_counter()
-            soup = average_checkpoints(kept)
+            soup = average_checkpoints([files[name] for name in kept])
             report(f"uniform soup of {len(kept)}", score(task, soup, args.metric), started)
         path = save_checkpoint(soup, args.out)
         print(f"wrote {path}: the average of {len(kept)}: {', '.join(kept)}")

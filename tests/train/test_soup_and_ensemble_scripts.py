@@ -97,3 +97,17 @@ def test_score_only_scores_an_ensemble_as_its_separator_separates(toy_audio, tmp
     expected = task.validate(load_model(ensemble), task.validation_batches(16))
     assert f"sdr_vocals_mean {expected['sdr_vocals_mean']:.3f}" in lines[1]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ensemble.ckpt", "m0.ckpt"]
+
+
+def test_soup_takes_shipped_model_names_and_says_what_is_missing(toy_audio, tmp_path, capsys):
+    config_path, sets, _, _ = _tiny_task_and_models(toy_audio)
+    argv = [str(config_path), "vocalsep-small", "--score-only", *sets]
+    assert _script("soup").main(argv) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("vocalsep-small: sdr_vocals")
+    missing = str(tmp_path / "nowhere.ckpt")
+    argv = [str(config_path), missing, "--score-only", *sets]
+    assert _script("soup").main(argv) == 1
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err.count("\n") == 1 and "neither a shipped model" in captured.err
