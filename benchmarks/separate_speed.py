@@ -10,9 +10,9 @@ both stems) and peak resident memory of the whole process.
     python benchmarks/separate_speed.py --durations 30,180 --model my.ckpt
     python benchmarks/separate_speed.py --durations 180 --config recipes/synthetic/waveunet.toml
 
-Without --model it builds an untrained model: the one a run config describes (--config), or
-one of realistic size (the Jansson et al. 2017 U-Net preset on 512 bins of a 22.05 kHz STFT,
-each channel on its own); speed does not depend on the weights.
+Without --model or --config it measures the default model that `vocalsep separate` uses (the
+one shipped in the package). `--model` takes a checkpoint or a shipped model's name. `--config`
+builds an untrained model of a run config instead: speed does not depend on the weights.
 """
 
 from __future__ import annotations
@@ -47,21 +47,11 @@ def synthesize(path: Path, seconds: float, seed: int = 0) -> None:
             file.write(np.stack([voice + chords + noise, 0.7 * voice + chords - noise], axis=1))
 
 
-def build_model(path: Path, run_config: str | None = None) -> None:
-    if run_config:
-        from vocalsep.api import build_task
-        from vocalsep.train import load_run_config
+def build_model(path: Path, run_config: str) -> None:
+    from vocalsep.api import build_task
+    from vocalsep.train import load_run_config
 
-        model = build_task(load_run_config(run_config)).build_model()
-    else:
-        from vocalsep.audio.models import SpectrogramMaskModel, SpectrogramModelConfig
-        from vocalsep.audio.stft import STFTConfig
-        from vocalsep.core.unet import preset
-
-        config = SpectrogramModelConfig(
-            sample_rate=22050, stft=STFTConfig(n_fft=1024, hop_length=256), max_bin=512
-        )
-        model = SpectrogramMaskModel(config, "unet", preset("jansson2017"))
+    model = build_task(load_run_config(run_config)).build_model()
     model.save(path, metadata={"note": "untrained, for speed benchmarks only"})
 
 
@@ -88,18 +78,29 @@ def measure(command: list[str]) -> tuple[float, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--durations", default="30,180,3600", help="seconds, comma-separated")
-    parser.add_argument("--model", default=None, help="checkpoint (default: untrained preset)")
     parser.add_argument(
-        "--config", default=None, help="without --model: an untrained model of this run config"
+        "--model", default=None, help="checkpoint or shipped name (default: the default model)"
+    )
+    parser.add_argument(
+        "--config", default=None, help="instead of --model: an untrained model of this run config"
     )
     parser.add_argument("--workdir", default=None, help="where to put the test files")
     args = parser.parse_args()
 
     workdir = Path(args.workdir or tempfile.mkdtemp(prefix="vocalsep-bench-"))
     workdir.mkdir(parents=True, exist_ok=True)
-    model = Path(args.model) if args.model else workdir / "bench_model.ckpt"
-    if not args.model:
-        build_model(model, args.config)
+    if args.model and args.config:
+        sys.exit("give --model or --config, not both")
+    if args.config:
+        model = str(workdir / "bench_model.ckpt")
+        build_model(Path(model), args.config)
+    elif args.model:
+        model = args.model
+    else:
+        from vocalsep.audio.models import TASK
+        from vocalsep.pretrained import resolve
+
+        model = str(resolve(None, TASK))
     print(f"model: {model}   threads: {os.cpu_count()} cpus   python: {sys.version.split()[0]}")
     print(f"{'audio':>8} {'wall s':>8} {'x real time':>12} {'peak RSS MB':>12}")
     try:
