@@ -78,10 +78,11 @@ def measure(command: list[str]) -> tuple[float, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--durations", default="30,180,3600", help="seconds, comma-separated")
-    parser.add_argument(
+    which = parser.add_mutually_exclusive_group()
+    which.add_argument(
         "--model", default=None, help="checkpoint or shipped name (default: the default model)"
     )
-    parser.add_argument(
+    which.add_argument(
         "--config", default=None, help="instead of --model: an untrained model of this run config"
     )
     parser.add_argument("--workdir", default=None, help="where to put the test files")
@@ -89,18 +90,16 @@ def main() -> None:
 
     workdir = Path(args.workdir or tempfile.mkdtemp(prefix="vocalsep-bench-"))
     workdir.mkdir(parents=True, exist_ok=True)
-    if args.model and args.config:
-        sys.exit("give --model or --config, not both")
     if args.config:
-        model = str(workdir / "bench_model.ckpt")
-        build_model(Path(model), args.config)
+        model = workdir / "bench_model.ckpt"
+        build_model(model, args.config)
     elif args.model:
         model = args.model
     else:
         from vocalsep.audio.models import TASK
         from vocalsep.pretrained import resolve
 
-        model = str(resolve(None, TASK))
+        model = resolve(None, TASK)
     print(f"model: {model}   threads: {os.cpu_count()} cpus   python: {sys.version.split()[0]}")
     print(f"{'audio':>8} {'wall s':>8} {'x real time':>12} {'peak RSS MB':>12}")
     try:

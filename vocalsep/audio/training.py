@@ -173,34 +173,34 @@ class SeparationTask:
         else:
             self.network_config()  # a mistyped `network` field fails here, before any data work
             self.stft = STFT(config.model.stft)
-        self._teacher_model = None  # `config.teacher`, loaded and checked
-        self._teacher = None  # its Separator on the device of the last batch
-        if config.teacher:
-            self.teacher(torch.device("cpu"))  # a wrong teacher fails here, before any data work
+        # A wrong teacher fails here, before any data work; its Separator is built on first use.
+        self._teacher_model = self._load_teacher() if config.teacher else None
+        self._teacher = None  # the teacher's Separator on the device of the last batch
+
+    def _load_teacher(self):
+        """`config.teacher`, loaded and checked against the student's rate and targets."""
+        from .models import SpectrogramEnsemble, SpectrogramMaskModel, load_model
+
+        model = load_model(self.config.teacher)
+        if not isinstance(model, SpectrogramMaskModel | SpectrogramEnsemble):
+            raise ConfigError(f"teacher {self.config.teacher}: not a spectrogram model")
+        student = self.config.model
+        if model.config.sample_rate != student.sample_rate:
+            raise ConfigError(
+                f"teacher {self.config.teacher}: {model.config.sample_rate} Hz, the student "
+                f"{student.sample_rate} Hz"
+            )
+        if list(model.config.targets) != list(student.targets):
+            raise ConfigError(
+                f"teacher {self.config.teacher}: targets {list(model.config.targets)}, the "
+                f"student {list(student.targets)}"
+            )
+        return model
 
     def teacher(self, device: torch.device):
-        """The teacher's `Separator` on `device` (None without a teacher), checked against the
-        student's rate and targets when it is loaded."""
-        if not self.config.teacher:
-            return None
+        """The teacher's `Separator` on `device` (None without a teacher)."""
         if self._teacher_model is None:
-            from .models import SpectrogramEnsemble, SpectrogramMaskModel, load_model
-
-            model = load_model(self.config.teacher)
-            if not isinstance(model, SpectrogramMaskModel | SpectrogramEnsemble):
-                raise ConfigError(f"teacher {self.config.teacher}: not a spectrogram model")
-            student = self.config.model
-            if model.config.sample_rate != student.sample_rate:
-                raise ConfigError(
-                    f"teacher {self.config.teacher}: {model.config.sample_rate} Hz, the student "
-                    f"{student.sample_rate} Hz"
-                )
-            if list(model.config.targets) != list(student.targets):
-                raise ConfigError(
-                    f"teacher {self.config.teacher}: targets {list(model.config.targets)}, the "
-                    f"student {list(student.targets)}"
-                )
-            self._teacher_model = model
+            return None
         if self._teacher is None or self._teacher.device.type != device.type:
             from .separator import Separator
 
