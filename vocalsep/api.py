@@ -1,8 +1,8 @@
-"""The public Python API of vocalsep.
+"""The public Python API of vocalsep (the README's "Python API" section shows it at work).
 
 >>> import vocalsep
->>> separator = vocalsep.Separator.from_pretrained("my_model.ckpt")
->>> stems = separator.separate(waveform, 44100)          # waveform: (channels, samples)
+>>> separator = vocalsep.Separator.from_pretrained()  # the default model
+>>> stems = separator.separate(waveform, 44100)  # (channels, samples), (samples, channels), ...
 >>> stems["vocals"].shape == waveform.shape
 True
 >>> vocalsep.separate_file("song.mp3", "separated", separator=separator)
@@ -13,18 +13,19 @@ from __future__ import annotations
 
 import contextlib
 import os
-import string
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 
+from .audio import plot as audio_plot
 from .audio.errors import AudioWriteError, InvalidAudioError
-from .audio.io import AUDIO_EXTENSIONS, AudioWriter, open_audio
+from .audio.io import AUDIO_EXTENSIONS, AudioReader, AudioWriter, decode
 from .audio.separator import Separator
 from .core.config import FieldError
 from .core.errors import ConfigError, VocalsepError
+from .core.outputs import Job, OutputError
+from .core.outputs import plan as plan_outputs
 from .train.config import RunConfig
 from .train.trainer import TrainResult
 
@@ -49,10 +50,7 @@ DEFAULT_FILENAME = "{track}/{stem}.{ext}"
 FORMATS = ("wav", "flac")
 BIT_DEPTHS = ("16", "24", "32f")
 BLOCK_SECONDS = 10.0
-
-
-class OutputError(VocalsepError):
-    """Outputs cannot be planned: bad template, clash with an input or with another output."""
+PLOT = "spectrogram"  # the output kind (and {stem}) of the --plot picture
 
 
 def load_separator(
@@ -63,60 +61,20 @@ def load_separator(
 
 
 def predict_mask(
-    magnitude: torch.Tensor, model: str | os.PathLike | Separator | None = None
+    spectrogram: torch.Tensor, model: str | os.PathLike | Separator | None = None
 ) -> torch.Tensor:
-    """Soft masks `(targets, channels, bins, frames)` for a magnitude `(channels, bins, frames)`
-    computed with the model's STFT, or the complex spectrogram, which a model with a stereo cue
-    needs for a stereo input (see `Separator.predict_mask`); spectrogram models only (a
+    """Soft masks `(stems, channels, bins, frames)`, one per stem of the model, for a
+    spectrogram `(channels, bins, frames)` at the model's STFT: `separator.stft(waveform,
+    sample_rate)` or its magnitude (see `Separator.predict_mask`); spectrogram models only (a
     waveform model raises `ConfigError`)."""
     separator = model if isinstance(model, Separator) else load_separator(model, device="cpu")
-    return separator.predict_mask(magnitude)
+    return separator.predict_mask(spectrogram)
 
 
-def _track_name(path: Path) -> str:
-    name = path.name
-    for suffix in (".stem.mp4", path.suffix):
-        if suffix and name.lower().endswith(suffix):
-            return name[: -len(suffix)] or name
-    return name
-
-
-def output_paths(
-    path: str | os.PathLike,
-    out_dir: str | os.PathLike,
-    stems: Sequence[str],
-    *,
-    filename: str = DEFAULT_FILENAME,
-    format: str = "wav",
-) -> dict[str, Path]:
-    """Where each stem of `path` goes: `out_dir / filename` with {track}, {stem}, {ext} and
-    {parent} (the input's folder name) filled in."""
-    path = Path(path)
-    fields = {name for _, name, _, _ in string.Formatter().parse(filename) if name is not None}
-    unknown = fields - {"track", "stem", "ext", "parent"}
-    if unknown:
-        raise OutputError(
-            f"--filename {filename!r} uses unknown field(s) {', '.join(sorted(unknown))}; "
-            "use {track}, {stem}, {ext} and {parent}"
-        )
-    if "stem" not in fields and len(stems) > 1:
-        raise OutputError(f"--filename {filename!r} must contain {{stem}} to keep stems apart")
-    values = {"track": _track_name(path), "ext": format, "parent": path.resolve().parent.name}
-    return {stem: Path(out_dir) / filename.format(**values, stem=stem) for stem in stems}
-
-
-@dataclass
-class Job:
-    """One input file and where its stems go; `error` is set when it cannot be processed."""
-
-    input: Path
-    outputs: dict[str, Path] = field(default_factory=dict)
-    error: str | None = None
-
-
-def _expand(path: Path, exclude: Path) -> list[Path]:
+def _audio_files(folder: Path, exclude: Path) -> list[Path]:
+    """Audio files under `folder`, recursively, skipping the folder `exclude` (the outputs)."""
     files = []
-    for root, dirs, names in os.walk(path):
+    for root, dirs, names in os.walk(folder):
         dirs[:] = sorted(d for d in dirs if (Path(root) / d).resolve() != exclude)
         files += [
             Path(root) / name
@@ -124,6 +82,10 @@ def _expand(path: Path, exclude: Path) -> list[Path]:
             if Path(name).suffix.lower() in AUDIO_EXTENSIONS and not name.startswith(".")
         ]
     return files
+
+
+def _no_audio(folder: Path) -> str:
+    return f"{folder}: folder holds no audio files ({' '.join(sorted(AUDIO_EXTENSIONS))})"
 
 
 def plan_jobs(
@@ -134,60 +96,37 @@ def plan_jobs(
     filename: str = DEFAULT_FILENAME,
     format: str = "wav",
     overwrite: bool = False,
-    verb: str = "separated",
+    skip_existing: bool = False,
+    plot: bool = False,
 ) -> list[Job]:
-    """Expand folders (recursively, skipping `out_dir`) and check every input before any work:
-    missing paths, folders without audio, the same file twice, outputs that would replace an
-    input, collide with another input's outputs, or exist already (unless `overwrite`).
-    `verb` says what is done to an input in messages ("separated", "segmented")."""
-    exclude = Path(out_dir).resolve()
-    jobs: list[Job] = []
-    for item in inputs:
-        path = Path(item)
-        if path.is_dir():
-            found = _expand(path, exclude)
-            if not found:
-                extensions = " ".join(sorted(AUDIO_EXTENSIONS))
-                jobs.append(Job(path, error=f"{path}: folder holds no audio files ({extensions})"))
-            jobs += [Job(file) for file in found]
-        elif path.exists():
-            jobs.append(Job(path))
-        else:
-            jobs.append(Job(path, error=f"{path} does not exist; check the path"))
+    """Expand folders (recursively, skipping `out_dir`) and check every input and output before
+    any work (see `vocalsep.core.outputs.plan`): each input's `stems` (and, with `plot`, its
+    `spectrogram` PNG) go to `out_dir / filename`, confined to `out_dir`. An existing output
+    is an error unless `overwrite` (replace it) or `skip_existing` (keep it: `Job.kept`; a
+    job whose outputs all exist is `skipped`)."""
+    kinds = {stem: format for stem in stems}
+    if plot:
+        kinds[PLOT] = "png"
+    return plan_outputs(
+        inputs,
+        out_dir,
+        kinds,
+        template=filename,
+        expand=_audio_files,
+        empty_folder=_no_audio,
+        overwrite=overwrite,
+        skip_existing=skip_existing,
+        verb="separated",
+    )
 
-    seen_inputs: dict[Path, Path] = {}
-    for job in jobs:
-        if job.error:
-            continue
-        real = job.input.resolve()
-        if real in seen_inputs:
-            job.error = f"{job.input} was given more than once; it is {verb} only once"
-        else:
-            seen_inputs[real] = job.input
 
-    claimed: dict[Path, Path] = {}  # output -> the input that writes it
-    for job in jobs:
-        if job.error:
-            continue
-        job.outputs = output_paths(job.input, out_dir, stems, filename=filename, format=format)
-        for output in job.outputs.values():
-            target = output.resolve()
-            if target in seen_inputs:
-                job.error = (
-                    f"{job.input}: output {output} would replace an input; choose another -o"
-                )
-            elif target in claimed:
-                job.error = (
-                    f"{job.input}: output {output} is also the output of {claimed[target]}; "
-                    'add "{parent}" to --filename or separate them into different -o folders'
-                )
-            elif output.exists() and not overwrite:
-                job.error = f"{output} exists; pass --overwrite to replace it"
-            if job.error:
-                break
-        if not job.error:
-            claimed.update((output.resolve(), job.input) for output in job.outputs.values())
-    return jobs
+def _planned(job: Job) -> dict[str, Path]:
+    """The outputs a planned job writes, or its error raised."""
+    if isinstance(job.error, VocalsepError):
+        raise job.error
+    if job.error:
+        raise OutputError(job.error)
+    return job.outputs
 
 
 def separate_file(
@@ -202,15 +141,22 @@ def separate_file(
     bit_depth: str = "16",
     filename: str = DEFAULT_FILENAME,
     overwrite: bool = False,
+    skip_existing: bool = False,
+    plot: bool = False,
     outputs: dict[str, Path] | None = None,
     progress: Callable[[float, float | None], None] | None = None,
 ) -> dict[str, Path]:
-    """Separate one audio file into stem files and return stem -> written path.
+    """Separate one audio file into stem files and return output kind -> written path.
 
     Reads, separates and writes in bounded memory (any song length). Outputs are written to
-    temporary files and renamed only when everything succeeded; an existing output is kept
-    unless `overwrite`. `progress(done_seconds, total_seconds or None)` is called as audio is
-    finished. Raises a `VocalsepError` subclass with a one-line message on failure.
+    temporary files and renamed only when everything succeeded; an existing output is an
+    `OutputExistsError` unless `overwrite` (replace it) or `skip_existing` (keep it; nothing is
+    done when all exist). `plot` also writes a `spectrogram` PNG of the mixture and the stems
+    beside them (needs the `plot` extra). `outputs` (kind -> path) skips the planning, as
+    `plan_jobs` made it. When libsndfile fails partway through the file and ffmpeg is
+    installed, the file is decoded again with ffmpeg (a warning says so).
+    `progress(done_seconds, total_seconds or None)` is called as audio is finished. Raises a
+    `VocalsepError` subclass with a one-line message on failure.
     """
     separator = separator or load_separator(model, device=device)
     stems = list(stems or separator.stems)
@@ -221,64 +167,107 @@ def separate_file(
         )
     if format not in FORMATS or bit_depth not in BIT_DEPTHS:
         raise OutputError(f"format must be one of {FORMATS} and bit depth one of {BIT_DEPTHS}")
+    if plot:
+        audio_plot.check_plotting()
     if outputs is None:
         (job,) = plan_jobs(
-            [path], out_dir, stems, filename=filename, format=format, overwrite=overwrite
+            [path],
+            out_dir,
+            stems,
+            filename=filename,
+            format=format,
+            overwrite=overwrite,
+            skip_existing=skip_existing,
+            plot=plot,
         )
-        if job.error:
-            raise OutputError(job.error)
-        outputs = job.outputs
+        outputs = _planned(job)
+    if not outputs:
+        return {}
     path = Path(path)
-    with open_audio(path) as reader, contextlib.ExitStack() as stack:
-        info = reader.info
-        shortest = separator.min_samples(info.sample_rate)
-        if info.frames == 0:
-            raise InvalidAudioError(f"{path} contains no audio samples")
-        if info.frames is not None and info.frames < shortest:
-            raise InvalidAudioError(
-                f"{path} is too short to separate ({info.frames} samples, need at least "
-                f"{shortest}: one STFT frame); use a longer file"
-            )
+    write = [stem for stem in stems if stem in outputs]
+
+    def work(reader: AudioReader) -> None:
+        _separate_stream(
+            reader,
+            separator,
+            {stem: outputs[stem] for stem in write},
+            outputs.get(PLOT),
+            format=format,
+            bit_depth=bit_depth,
+            overwrite=overwrite,
+            progress=progress,
+        )
+
+    decode(path, work)
+    # Leaving without an exception committed every writer (temp file -> rename).
+    missing = [str(p) for p in outputs.values() if not p.exists()]
+    if missing:
+        raise AudioWriteError(f"outputs were not written: {', '.join(missing)}")
+    return dict(outputs)
+
+
+def _separate_stream(
+    reader: AudioReader,
+    separator: Separator,
+    targets: dict[str, Path],
+    picture: Path | None,
+    *,
+    format: str,
+    bit_depth: str,
+    overwrite: bool,
+    progress: Callable[[float, float | None], None] | None,
+) -> None:
+    """Separate what `reader` decodes into the stem files `targets` (and the `picture`), all
+    or nothing: an exception leaves no output behind, so the work can start again."""
+    path, info = reader.path, reader.info
+    shortest = separator.min_samples(info.sample_rate)
+    if info.frames == 0:
+        raise InvalidAudioError(f"{path} contains no audio samples")
+    if info.frames is not None and info.frames < shortest:
+        raise InvalidAudioError(
+            f"{path} is too short to separate ({info.frames} samples, need at least "
+            f"{shortest}: one STFT frame); use a longer file"
+        )
+    sketches = {}
+    if picture is not None:
+        names = ["mixture", *separator.stems]
+        sketches = {name: audio_plot.Sketch(info.sample_rate) for name in names}
+    with contextlib.ExitStack() as stack:
         writers = {
             stem: stack.enter_context(
-                AudioWriter(
-                    outputs[stem],
-                    info.sample_rate,
-                    info.channels,
-                    format=format,
-                    bit_depth=bit_depth,
-                    overwrite=overwrite,
-                )
+                AudioWriter(target, info.sample_rate, info.channels, format, bit_depth, overwrite)
             )
-            for stem in stems
+            for stem, target in targets.items()
         }
-        block = max(1, round(BLOCK_SECONDS * info.sample_rate))
         rate = info.sample_rate
 
         def report(done: int, total: int | None) -> None:
             if progress:
                 progress(done / rate, total / rate if total else None)
 
+        def mixture_blocks():
+            for block in reader.blocks(max(1, round(BLOCK_SECONDS * rate))):
+                if sketches:
+                    sketches["mixture"].add(block)
+                yield block
+
         written = 0
         for chunk in separator.separate_blocks(
-            reader.blocks(block),
-            info.sample_rate,
-            total=info.frames,
-            progress=report,
-            source=str(path),
+            mixture_blocks(), rate, total=info.frames, progress=report, source=str(path)
         ):
             for stem, writer in writers.items():
                 writer.write(chunk[stem])
-            written += chunk[stems[0]].shape[-1]
+            for stem, sketch in sketches.items():
+                if stem != "mixture":
+                    sketch.add(chunk[stem])
+            written += next(iter(chunk.values())).shape[-1]
         if written < shortest:
             raise InvalidAudioError(
                 f"{path} is too short to separate ({written} samples, need at least {shortest})"
             )
-    # Leaving the ExitStack without an exception committed every writer (temp file -> rename).
-    missing = [str(p) for p in outputs.values() if not p.exists()]
-    if missing:
-        raise AudioWriteError(f"outputs were not written: {', '.join(missing)}")
-    return {stem: outputs[stem] for stem in stems}
+        if picture is not None:
+            title = f"{path.name}: mixture and stems"
+            audio_plot.draw(picture, sketches, title=title, overwrite=overwrite)
 
 
 # -- training ---------------------------------------------------------------------------------
@@ -509,6 +498,7 @@ def plan_segment_jobs(
     *,
     filename: str = SEGMENT_FILENAME,
     overwrite: bool = False,
+    skip_existing: bool = False,
 ) -> list[Job]:
     """Like `plan_jobs`, for images: a folder stands for the image files directly inside it;
     each image gets `labels` and `overlay` PNG outputs (`filename` fills {track} with the image
@@ -516,30 +506,20 @@ def plan_segment_jobs(
     from .image.datasets import image_files
     from .image.io import IMAGE_EXTENSIONS
 
-    folder_errors: list[Job] = []
-    files: list[Path] = []
-    for item in inputs:
-        path = Path(item)
-        if not path.is_dir():
-            files.append(path)
-            continue
-        found = image_files(path)
-        if not found:
-            extensions = " ".join(sorted(IMAGE_EXTENSIONS))
-            folder_errors.append(
-                Job(path, error=f"{path}: folder holds no image files ({extensions})")
-            )
-        files += found
-    jobs = plan_jobs(
-        files,
+    def no_images(folder: Path) -> str:
+        return f"{folder}: folder holds no image files ({' '.join(sorted(IMAGE_EXTENSIONS))})"
+
+    return plan_outputs(
+        inputs,
         out_dir,
-        SEGMENT_OUTPUTS,
-        filename=filename,
-        format="png",
+        dict.fromkeys(SEGMENT_OUTPUTS, "png"),
+        template=filename,
+        expand=lambda folder, exclude: image_files(folder),
+        empty_folder=no_images,
         overwrite=overwrite,
+        skip_existing=skip_existing,
         verb="segmented",
     )
-    return folder_errors + jobs
 
 
 def segment_file(
@@ -550,31 +530,35 @@ def segment_file(
     device: str = "auto",
     filename: str = SEGMENT_FILENAME,
     overwrite: bool = False,
+    skip_existing: bool = False,
     outputs: dict[str, Path] | None = None,
     flip: bool = False,
 ) -> dict[str, Path]:
     """Segment one image file and write `labels` (a palette PNG whose pixel values are the
     classes' label values, as in the training labels) and `overlay` (the image blended with
-    the class colours); returns output kind -> path. Both are written to temporary files and
-    renamed only when both succeeded; existing outputs are kept unless `overwrite`. `flip` as
-    in `segment_image`."""
+    the class colours); returns output kind -> written path. They are written to temporary
+    files and renamed only when all succeeded; an existing output is an `OutputExistsError`
+    unless `overwrite` (replace it) or `skip_existing` (keep it). `flip` as in
+    `segment_image`."""
     from .image.io import read_image, write_pngs
     from .image.predict import label_picture, overlay_picture, predict_labels
 
     network = load_segmentation_model(model, device=device)
     if outputs is None:
-        (job,) = plan_segment_jobs([path], out_dir, filename=filename, overwrite=overwrite)
-        if job.error:
-            raise OutputError(job.error)
-        outputs = job.outputs
+        (job,) = plan_segment_jobs(
+            [path], out_dir, filename=filename, overwrite=overwrite, skip_existing=skip_existing
+        )
+        outputs = _planned(job)
+    if not outputs:
+        return {}
     image = read_image(path, network.config.in_channels)
     labels = predict_labels(network, image, flip=flip)
     pictures = {
-        outputs["labels"]: label_picture(labels, network.config),
-        outputs["overlay"]: overlay_picture(image, labels, network.config),
+        "labels": lambda: label_picture(labels, network.config),
+        "overlay": lambda: overlay_picture(image, labels, network.config),
     }
-    write_pngs(pictures, overwrite=overwrite)
-    return {kind: outputs[kind] for kind in SEGMENT_OUTPUTS}
+    write_pngs({outputs[kind]: pictures[kind]() for kind in outputs}, overwrite=overwrite)
+    return dict(outputs)
 
 
 def evaluate_segmentation(

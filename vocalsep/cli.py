@@ -8,6 +8,7 @@ import signal
 import sys
 import warnings
 from collections.abc import Sequence
+from pathlib import Path
 
 from ._version import __version__
 
@@ -20,8 +21,17 @@ def _say(kind: str, message: object, file=None) -> None:
     print(f"{PROG}: {kind}: {text}", file=sys.stderr if file is None else file)
 
 
-def _error(message: object) -> None:
+def _error(message: object, exists_hint: str = "") -> None:
+    """One error line; an existing output is named with the flag that replaces it (the API's
+    own message names `overwrite=True`)."""
+    from .core.errors import OutputExistsError
+
+    if isinstance(message, OutputExistsError):
+        message = f"{message.path} exists; pass --overwrite to replace it{exists_hint}"
     _say("error", message)
+
+
+KEEP_HINT = " or --skip-existing to keep it"
 
 
 def _one_line_warnings(show):
@@ -62,31 +72,45 @@ def build_parser() -> argparse.ArgumentParser:
         "--model",
         default=None,
         metavar="NAME|PATH",
-        help="shipped model name or checkpoint file, spectrogram or waveform (Wave-U-Net) "
-        "model (default: the default model)",
+        help="shipped model name (see vocalsep models), 'default' or checkpoint file, "
+        "spectrogram or waveform (Wave-U-Net) model (default: vocalsep-small)",
     )
-    separate.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
+    _add_device(separate)
     separate.add_argument(
         "--stems",
         default=None,
         metavar="LIST",
-        help="comma-separated stems to write (default: all, e.g. vocals,accompaniment)",
+        help="comma-separated stems to write (default: all the model gives, for the default "
+        "model vocals,accompaniment)",
     )
-    separate.add_argument("--format", default="wav", choices=["wav", "flac"])
+    separate.add_argument(
+        "--format",
+        default="wav",
+        choices=["wav", "flac"],
+        help="output file format (default: wav)",
+    )
     separate.add_argument(
         "--bit-depth",
         default="16",
         choices=["16", "24", "32f"],
-        help="16 or 24-bit integer, or 32-bit float (wav only)",
+        help="16 or 24-bit integer, or 32-bit float (wav only) (default: 16)",
     )
     separate.add_argument(
         "--filename",
         default="{track}/{stem}.{ext}",
         metavar="TEMPLATE",
-        help="output path under OUTDIR with {track}, {stem}, {ext}, {parent} "
+        help="output path under OUTDIR with {track} (input name without extension; inputs "
+        "of one run that share a name get their folder names too, e.g. album1/01), {stem}, "
+        "{ext} and {parent} (the input's folder name); it may not leave OUTDIR "
         "(default: {track}/{stem}.{ext})",
     )
-    separate.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+    _add_existing(separate)
+    separate.add_argument(
+        "--plot",
+        action="store_true",
+        help="also write a spectrogram PNG of the mixture and the stems per track, beside "
+        'them ({stem} = spectrogram, {ext} = png); needs pip install "vocalsep[plot]"',
+    )
     separate.add_argument(
         "--chunk-seconds",
         type=float,
@@ -111,7 +135,11 @@ def build_parser() -> argparse.ArgumentParser:
         description="Train a model from a TOML run config (see recipes/). Checkpoints "
         "(last.ckpt, best.ckpt) and log.jsonl go to --out.",
     )
-    train.add_argument("config", metavar="CONFIG.toml")
+    train.add_argument(
+        "config",
+        metavar="CONFIG.toml",
+        help="run config, or a recipe folder (its config.toml, or its only .toml file)",
+    )
     train.add_argument(
         "--set",
         dest="overrides",
@@ -143,6 +171,32 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _add_device(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--device",
+        default="auto",
+        choices=["auto", "cpu", "cuda", "mps"],
+        help="where the network runs; auto: CUDA, then Apple MPS, then the CPU (default: auto)",
+    )
+
+
+def _add_existing(parser: argparse.ArgumentParser) -> None:
+    existing = parser.add_mutually_exclusive_group()
+    existing.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+    existing.add_argument(
+        "--skip-existing",
+        action="store_true",
+        help="keep existing outputs and skip inputs whose outputs all exist (resumes an "
+        "interrupted batch; missing outputs of an input are still written)",
+    )
+
+
+def _report_skipped(jobs) -> None:
+    skipped = [job for job in jobs if job.skipped]
+    if skipped:
+        _say("info", f"kept the existing outputs of {len(skipped)} input(s) (--skip-existing)")
+
+
 def _separate(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
@@ -153,6 +207,10 @@ def _separate(args: argparse.Namespace) -> int:
         _error("FLAC stores 16 or 24-bit samples; use --bit-depth 16/24 or --format wav")
         return 2
     try:
+        if args.plot:
+            from .audio.plot import check_plotting
+
+            check_plotting()
         separator = api.load_separator(
             args.model,
             device=args.device,
@@ -162,11 +220,13 @@ def _separate(args: argparse.Namespace) -> int:
     except (VocalsepError, ValueError) as error:
         _error(error)
         return 1
-    stems = args.stems.split(",") if args.stems else separator.stems
+    stems = [stem.strip() for stem in args.stems.split(",")] if args.stems else separator.stems
+    stems = [stem for stem in stems if stem]
     unknown = [stem for stem in stems if stem not in separator.stems]
-    if unknown:
+    if unknown or not stems:
         _error(
-            f"unknown stem(s) {', '.join(unknown)}; this model gives {', '.join(separator.stems)}"
+            f"unknown stem(s) {', '.join(unknown) or '(none given)'}; this model gives "
+            f"{', '.join(separator.stems)}"
         )
         return 2
     try:
@@ -177,17 +237,20 @@ def _separate(args: argparse.Namespace) -> int:
             filename=args.filename,
             format=args.format,
             overwrite=args.overwrite,
+            skip_existing=args.skip_existing,
+            plot=args.plot,
         )
     except VocalsepError as error:
         _error(error)
-        return 2
+        return 1
 
     failed = 0
     for job in jobs:
         if job.error:
-            _error(job.error)
+            _error(job.error, KEEP_HINT)
             failed += 1
-    todo = [job for job in jobs if not job.error]
+    _report_skipped(jobs)
+    todo = [job for job in jobs if not job.error and not job.skipped]
     hide = True if args.no_progress else None  # None: tqdm shows bars only on a terminal
     files = tqdm(todo, desc="files", unit="file", disable=hide, position=0)
     for job in files:
@@ -214,7 +277,7 @@ def _separate(args: argparse.Namespace) -> int:
                 progress=progress,
             )
         except VocalsepError as error:
-            _error(error)
+            _error(error, KEEP_HINT)
             failed += 1
         except OSError as error:
             _error(f"{job.input}: {error.strerror or error}; check the disk and the output folder")
@@ -233,25 +296,26 @@ def _raise_keyboard_interrupt(signum, frame) -> None:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
     from . import api
     from .core.errors import VocalsepError
     from .train import TrainingInterrupted
+    from .train.config import config_file
 
     try:
+        config = config_file(args.config)
         if args.dump_examples:
             written = api.dump_examples(
-                args.config, args.dump_examples, count=args.dump_count, overrides=args.overrides
+                config, args.dump_examples, count=args.dump_count, overrides=args.overrides
             )
             for path in written:
                 print(path)
             return 0
-        out = Path(args.out) if args.out else Path("runs") / Path(args.config).stem
+        name = Path(args.config).name if Path(args.config).is_dir() else config.stem
+        out = Path(args.out) if args.out else Path("runs") / name
         # `kill PID` (SIGTERM) stops a run like Ctrl-C: last.ckpt is saved for --resume.
         signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
         result = api.train(
-            args.config,
+            config,
             out,
             overrides=args.overrides,
             resume=args.resume,
@@ -262,7 +326,7 @@ def _train(args: argparse.Namespace) -> int:
         _error(error)
         return 130
     except VocalsepError as error:
-        _error(error)
+        _error(f"{error}{_data_hint(error, Path(args.config))}")
         return 1
     if not result.main_process:
         return 0
@@ -270,6 +334,24 @@ def _train(args: argparse.Namespace) -> int:
     if result.best is not None and result.best_score is not None:
         print(f"best ({result.best_score:.4g}): {result.best}")
     return 0
+
+
+def _data_hint(error: Exception, config: Path) -> str:
+    """Where a recipe says how to get its data, for an error about missing training data."""
+    from .audio.datasets import DatasetError as AudioDatasetError
+    from .audio.tracks import TrackError
+    from .image.errors import DatasetError as ImageDatasetError
+
+    if not isinstance(error, (AudioDatasetError, TrackError, ImageDatasetError)):
+        return ""
+    recipe = config if config.is_dir() else config.parent
+    makers = sorted(recipe.glob("make_*.py"))
+    missing = getattr(error, "path", None)
+    if makers and missing is not None:
+        return f" (make it with: python {makers[0]} {Path(missing).parent}; see {recipe}/README.md)"
+    if (recipe / "README.md").is_file():
+        return f" (see {recipe}/README.md for how to get this data)"
+    return ""
 
 
 def _add_evaluate_parser(commands) -> None:
@@ -302,7 +384,12 @@ def _add_evaluate_parser(commands) -> None:
         choices=["train", "test"],
         help="MUSDB18 subset; also names the JSON subfolder (default: test)",
     )
-    evaluate.add_argument("--model", default=None, metavar="NAME|PATH", help="model to score")
+    evaluate.add_argument(
+        "--model",
+        default=None,
+        metavar="NAME|PATH",
+        help="model to score: shipped name, 'default' or checkpoint file",
+    )
     evaluate.add_argument(
         "--flip",
         action="store_true",
@@ -348,7 +435,7 @@ def _add_evaluate_parser(commands) -> None:
         metavar="TEXT",
         help="score only tracks whose name contains TEXT (repeatable)",
     )
-    evaluate.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
+    _add_device(evaluate)
     evaluate.add_argument(
         "--wiener",
         type=int,
@@ -506,17 +593,18 @@ def _add_segment_parser(commands) -> None:
         "--model",
         default=None,
         metavar="NAME|PATH",
-        help="shipped model name or checkpoint file (default: camvid-unet, CamVid street scenes)",
+        help="shipped model name, 'default' or checkpoint file (default: camvid-unet, CamVid "
+        "street scenes)",
     )
-    segment.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
+    _add_device(segment)
     segment.add_argument(
         "--filename",
         default="{track}_{stem}.{ext}",
         metavar="TEMPLATE",
         help="output path under OUTDIR with {track} (image name), {stem} (labels or overlay), "
-        "{ext} (png) and {parent} (default: {track}_{stem}.{ext})",
+        "{ext} (png) and {parent}; it may not leave OUTDIR (default: {track}_{stem}.{ext})",
     )
-    segment.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+    _add_existing(segment)
     segment.add_argument(
         "--flip",
         action="store_true",
@@ -533,16 +621,23 @@ def _segment(args: argparse.Namespace) -> int:
     try:
         model = api.load_segmentation_model(args.model, device=args.device)
         jobs = api.plan_segment_jobs(
-            args.inputs, args.out, filename=args.filename, overwrite=args.overwrite
+            args.inputs,
+            args.out,
+            filename=args.filename,
+            overwrite=args.overwrite,
+            skip_existing=args.skip_existing,
         )
     except VocalsepError as error:
         _error(error)
         return 1
     failed = 0
+    _report_skipped(jobs)
     for job in jobs:
         if job.error:
-            _error(job.error)
+            _error(job.error, KEEP_HINT)
             failed += 1
+            continue
+        if job.skipped:
             continue
         try:
             written = api.segment_file(
@@ -553,7 +648,7 @@ def _segment(args: argparse.Namespace) -> int:
                 flip=args.flip,
             )
         except VocalsepError as error:
-            _error(error)
+            _error(error, KEEP_HINT)
             failed += 1
         except OSError as error:
             _error(f"{job.input}: {error.strerror or error}; check the disk and the output folder")
@@ -573,8 +668,10 @@ def _models(args: argparse.Namespace) -> int:
             "pass a checkpoint file with --model PATH"
         )
         return 0
+    defaults = {name: task for task, name in pretrained.DEFAULT_MODELS.items()}
     for name, model in pretrained.MODELS.items():
-        default = " (default)" if name in pretrained.DEFAULT_MODELS.values() else ""
+        command = pretrained.COMMANDS.get(defaults.get(name, ""))
+        default = f" (default of {PROG} {command})" if command else ""
         print(f"{name}{default}  [{model.task}]  {model.summary}")
         if args.verbose:
             print(pretrained.model_card(name).rstrip() + "\n")

@@ -71,7 +71,7 @@ def test_split_by_group_never_shares_a_recording(toy):
     assert len(train) + len(validation) == len(list((toy / "vocals").rglob("*.wav")))
     with pytest.raises(DatasetError, match="nobody"):
         split_files(SourceSpec(str(toy / "vocals"), validation_groups=("nobody",)), "train")
-    with pytest.raises(DatasetError, match="not a folder"):
+    with pytest.raises(DatasetError, match="does not exist"):
         split_files(SourceSpec(str(toy / "missing")), "train")
 
 

@@ -26,6 +26,7 @@ from vocalsep.audio.evaluation import (
 )
 from vocalsep.audio.separator import Separator
 from vocalsep.audio.tracks import TrackError, find_folder_tracks, load_track
+from vocalsep.core.errors import OutputExistsError
 
 museval = pytest.importorskip("museval")
 
@@ -145,7 +146,7 @@ def test_outputs_are_not_replaced_without_overwrite(dataset, tmp_path):
     existing = tmp_path / "test" / "track0.json"
     existing.parent.mkdir()
     existing.write_text("precious")
-    with pytest.raises(EvaluationError, match="--overwrite"):
+    with pytest.raises(OutputExistsError, match="overwrite=True"):
         evaluate_tracks(tracks, lambda *a: None, method="-", dataset="-", output_dir=tmp_path)
     assert existing.read_text() == "precious"
     evaluate_tracks(

@@ -154,8 +154,9 @@ def test_predict_mask_is_full_band_and_extends_the_top_of_the_band():
     separator = Separator(make_model(max_bin=64))  # 129 bins, the network sees 64
     magnitude = torch.rand(2, 129, 50)
     mask = separator.predict_mask(magnitude)
-    assert mask.shape == (1, 2, 129, 50)
+    assert mask.shape == (2, 2, 129, 50)  # vocals, accompaniment (the residual: 1 - vocals)
     assert mask.min() >= 0 and mask.max() <= 1
+    assert torch.allclose(mask[1], 1 - mask[0])
     top = mask[..., 56:64, :].mean(dim=-2, keepdim=True)
     assert torch.allclose(mask[..., 64:, :], top.expand(-1, -1, 65, -1), atol=1e-6)
     batched = separator.predict_mask(magnitude[None])

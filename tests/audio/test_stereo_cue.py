@@ -99,7 +99,7 @@ def test_predict_mask_needs_the_complex_spectrum_of_a_stereo_input():
     stft = model._model_stft
     spectrum = stft(torch.from_numpy(synth(16000, 16000, 2, seed=5)))
     masks = model.predict_mask(spectrum)
-    assert masks.shape == (1, 2, *spectrum.shape[1:])
+    assert masks.shape == (2, 2, *spectrum.shape[1:])
     assert not torch.allclose(masks, deaf.predict_mask(spectrum), atol=1e-4)
     with pytest.raises(ValueError, match="complex spectrogram"):
         model.predict_mask(spectrum.abs())

@@ -51,7 +51,8 @@ def test_version_and_models():
     result = run_cli("models")
     lines = result.stdout.strip().splitlines()
     assert result.returncode == 0 and len(lines) == len(pretrained.MODELS)
-    assert any(line.startswith("vocalsep-small (default)") for line in lines)
+    assert any(line.startswith("vocalsep-small (default of vocalsep separate)") for line in lines)
+    assert any(line.startswith("camvid-unet (default of vocalsep segment)") for line in lines)
     result = run_cli("models", "--verbose")
     assert result.returncode == 0 and "## Training data" in result.stdout
 
@@ -293,8 +294,21 @@ def test_two_inputs_with_the_same_output(tmp_path, tiny_checkpoint, capsys):
     first = write_wav(tmp_path / "a" / "song.wav", synth(RATE, RATE, 1), RATE)
     second = write_wav(tmp_path / "b" / "song.wav", synth(RATE, RATE, 1), RATE)
     out = tmp_path / "out"
-    code, _, err = call(capsys, "separate", first, second, "-o", out, "--model", tiny_checkpoint)
-    assert code == 1 and len(err) == 1 and str(second) in err[0] and "{parent}" in err[0]
+    # A template that cannot tell them apart: the second input fails, the first is separated.
+    code, _, err = call(
+        capsys,
+        "separate",
+        first,
+        second,
+        "-o",
+        out,
+        "--model",
+        tiny_checkpoint,
+        "--filename",
+        "{stem}.{ext}",
+    )
+    assert code == 1 and len(err) == 1 and str(second) in err[0] and "{track}" in err[0], err
+    assert files_under(out) == ["accompaniment.wav", "vocals.wav"]
     code, _, err = call(
         capsys,
         "separate",

@@ -73,7 +73,10 @@ class SourceSpec(Config):
 def audio_files(folder: str | os.PathLike) -> list[Path]:
     folder = Path(folder)
     if not folder.is_dir():
-        raise DatasetError(f"{folder} is not a folder; check the data path in the config")
+        what = "is not a folder" if folder.exists() else "does not exist"
+        error = DatasetError(f"{folder} {what}; check the data path in the config")
+        error.path = folder  # the command line names the recipe's data maker with it
+        raise error
     files = sorted(
         path
         for path in folder.rglob("*")

@@ -11,7 +11,7 @@ class AudioDecodeError(VocalsepError):
     """A file cannot be opened or decoded as audio (missing, unreadable, truncated, no backend)."""
 
 
-class InvalidAudioError(VocalsepError):
+class InvalidAudioError(VocalsepError, ValueError):
     """Audio decoded fine but cannot be used: no samples, NaN/Inf samples or too short."""
 
 

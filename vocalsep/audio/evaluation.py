@@ -44,7 +44,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..core.errors import VocalsepError
+from ..core.errors import OutputExistsError, VocalsepError
 from .io import AUDIO_EXTENSIONS, check_audio, load_audio, resample
 from .separator import Separator
 from .stft import STFT, STFTConfig
@@ -429,7 +429,7 @@ def evaluate_tracks(
         if path.is_dir():
             raise EvaluationError(f"{path} is a directory; choose another output name")
         if path.exists() and not overwrite:
-            raise EvaluationError(f"{path} exists; pass --overwrite to replace it")
+            raise OutputExistsError(path)
     results = []
     for done, track in enumerate(tracks):
         if progress:

@@ -19,22 +19,23 @@ import subprocess
 import sys
 import tempfile
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 from types import TracebackType
-from typing import IO
+from typing import IO, TypeVar
 
 import numpy as np
 import soundfile
 import soxr
 
-from ..core.errors import VocalsepWarning
+from ..core.errors import OutputExistsError, VocalsepWarning
 from ..core.files import reserve_temp
 from .errors import AudioDecodeError, AudioWriteError, InvalidAudioError
 
 StrPath = str | os.PathLike
+T = TypeVar("T")
 
 AUDIO_EXTENSIONS: frozenset[str] = frozenset(
     f".{name}"
@@ -57,6 +58,19 @@ _FFMPEG_CONTEXT = re.compile(r"^\[[\w.-]+ @ 0x[0-9a-fA-F]+\]\s*")  # "[mp3 @ 0x5
 _UNKNOWN_FRAMES = 2**63 - 1  # libsndfile's SF_COUNT_MAX
 _PROBE_TIMEOUT_S = 60
 _LOAD_BLOCK = 1 << 18
+_PIECE = 1 << 13  # frames per libsndfile read (smaller reads cost time: 1024 adds 0.5 s/3 min)
+_STEP = 64  # frames per read when counting how far a failing decoder gets
+
+
+class PartialDecodeError(AudioDecodeError):
+    """A decoder failed partway through a file, after `frames` frames."""
+
+    def __init__(self, path: Path, decoder: str, frames: int, reason: str) -> None:
+        self.path, self.decoder, self.frames, self.reason = path, decoder, frames, reason
+        super().__init__(
+            f"cannot decode {path} after {frames} frames ({decoder}: {reason}); "
+            "re-export or re-download it"
+        )
 
 
 @dataclass(frozen=True)
@@ -81,6 +95,10 @@ class AudioReader:
         self._ffmpeg = source if isinstance(source, str) else None
         self._processes: set[subprocess.Popen] = set()
         self._closed = False
+        # Why ffmpeg decodes a file that libsndfile opened (see `decode`), and how many frames
+        # libsndfile's header gave (an estimate for MP3s), for the warning.
+        self.fallback_note: str | None = None
+        self.expected_frames: int | None = None
         # What libmpg123 writes to descriptor 2 while decoding (damaged frames), kept out of
         # the terminal and summed up in one warning at the end of the stream.
         self._decoder_log: IO[bytes] | None = None
@@ -101,16 +119,9 @@ class AudioReader:
         while True:
             if self._closed:
                 raise ValueError(f"reader of {self.path} is closed")
-            try:
-                if read == 0 and file.tell() != 0:
-                    file.seek(0)
-                with self._decoder_messages():
-                    data = file.read(block_frames, dtype="float32", always_2d=True)
-            except (soundfile.SoundFileError, RuntimeError) as error:
-                raise AudioDecodeError(
-                    f"cannot decode {self.path} after {read} frames ({_reason(error)}); "
-                    "re-export or re-download it"
-                ) from None
+            if read == 0 and file.tell() != 0:
+                file.seek(0)
+            data = self._soundfile_read(block_frames, read)
             read += len(data)
             if len(data):
                 yield np.ascontiguousarray(data.T)
@@ -124,6 +135,42 @@ class AudioReader:
             if self.info.frames - read > slack:
                 raise _truncated(self.path, self.info.frames, read)
         self._warn_if_damaged()
+
+    def _soundfile_read(self, frames: int, before: int) -> np.ndarray:
+        """Up to `frames` frames `(n, channels)`, read in pieces of `_PIECE` frames so that a
+        decoding error can say how far the decoder got (`before` frames were read earlier)."""
+        pieces, got = [], 0
+        while got < frames:
+            want = min(_PIECE, frames - got)
+            try:
+                with self._decoder_messages():
+                    piece = self._file.read(want, dtype="float32", always_2d=True)
+            except (soundfile.SoundFileError, RuntimeError) as error:
+                reason = _reason(error) or "decoder error"
+                frames_read = before + got + self._decodable(before + got, want)
+                raise PartialDecodeError(self.path, "libsndfile", frames_read, reason) from None
+            pieces.append(piece)
+            got += len(piece)
+            if len(piece) < want:
+                break
+        return pieces[0] if len(pieces) == 1 else np.concatenate(pieces)
+
+    def _decodable(self, start: int, limit: int) -> int:
+        """How many frames from `start` (up to `limit`) decode before the error that a read of
+        them met: read again in small steps, so that the error names the frame count exactly
+        (to `_STEP` frames). 0 when the decoder cannot seek back."""
+        count = 0
+        try:
+            with self._decoder_messages():
+                self._file.seek(start)
+                while count < limit:
+                    piece = self._file.read(min(_STEP, limit - count), dtype="float32")
+                    count += len(piece)
+                    if not len(piece):
+                        break
+        except (soundfile.SoundFileError, RuntimeError):
+            pass
+        return count
 
     def _decoder_messages(self) -> contextlib.AbstractContextManager:
         """Around an MP3 read: descriptor 2 goes to the decoder log. Other formats: nothing."""
@@ -166,24 +213,45 @@ class AudioReader:
                     f"cannot run {self._ffmpeg} to decode {self.path} ({error}); reinstall ffmpeg"
                 ) from None
             self._processes.add(process)
+            read = 0
             try:
                 while True:
                     data = process.stdout.read(block_frames * frame_bytes)
                     n = len(data) // frame_bytes
                     if n:
+                        read += n
                         yield np.frombuffer(data, "<f4", n * channels).reshape(n, channels).T.copy()
                     if len(data) < block_frames * frame_bytes:
                         break
+                stderr.seek(0)
+                messages = stderr.read()
                 if process.wait() != 0:
-                    stderr.seek(0)
-                    reason = _first_line(stderr.read(), os.path.abspath(self.path))
-                    raise AudioDecodeError(
-                        f"cannot decode {self.path}: ffmpeg failed ({reason}); "
-                        "re-export or re-download it"
-                    )
+                    reason = _first_line(messages, os.path.abspath(self.path))
+                    raise PartialDecodeError(self.path, "ffmpeg", read, reason)
+                self._warn_if_ffmpeg_complained(messages, read)
             finally:
                 self._processes.discard(process)
                 _stop(process)
+
+    def _warn_if_ffmpeg_complained(self, messages: bytes, frames: int) -> None:
+        """ffmpeg decoded the file (`frames` frames) but maybe skipped damaged data on the way:
+        one warning, which also says why ffmpeg decoded it when libsndfile failed first."""
+        lines = [line for line in messages.decode("utf-8", "replace").splitlines() if line]
+        parts = []
+        if self.fallback_note:
+            expected = (
+                f" of the {self.expected_frames} in its header" if self.expected_frames else ""
+            )
+            parts.append(f"{self.fallback_note}; ffmpeg decoded {frames} frames{expected}")
+        if lines:
+            first = _first_line(lines[0].encode(), os.path.abspath(self.path))
+            parts.append(
+                f"ffmpeg met damaged data and skipped over it ({len(lines)} decoder messages, "
+                f"e.g. {first!r}); the stems may have gaps or clicks there: re-export or "
+                "re-download it"
+            )
+        if parts:
+            warnings.warn(f"{self.path}: {'; '.join(parts)}", VocalsepWarning, stacklevel=3)
 
     def close(self) -> None:
         """Release the file and stop any ffmpeg still decoding it."""
@@ -296,11 +364,58 @@ def _open_with_ffmpeg(path: Path, soundfile_reason: str) -> AudioReader:
     raise AudioDecodeError(f"cannot decode {path}: not a readable audio file ({reason})")
 
 
-def load_audio(path: StrPath) -> tuple[np.ndarray, int]:
-    """Read a whole file: float32 `(channels, samples)` and its sample rate."""
+def decode(path: StrPath, work: Callable[[AudioReader], T]) -> T:
+    """`work(reader)` on `open_audio(path)`, with ffmpeg as the fallback decoder.
+
+    When libsndfile fails partway through the file (a damaged MP3 stretch, say) and ffmpeg is
+    installed, `work` runs again from the start on an ffmpeg reader, so `work` must be
+    restartable (write its outputs atomically, as `AudioWriter` does). One warning says so; the
+    error, when both decoders fail, says how far each got."""
+    path = Path(path)
     with open_audio(path) as reader:
-        blocks = list(reader.blocks(_LOAD_BLOCK))
-        channels, sample_rate = reader.info.channels, reader.info.sample_rate
+        try:
+            return work(reader)
+        except PartialDecodeError as error:
+            if reader.info.backend != "soundfile":
+                raise
+            first, expected = error, reader.info.frames
+    if not shutil.which("ffmpeg") or not shutil.which("ffprobe"):
+        raise AudioDecodeError(
+            f"cannot decode {path} after {first.frames} frames ({first.reason}); "
+            f"{INSTALL_FFMPEG}, which may decode the rest, or re-export or re-download it"
+        )
+    try:
+        fallback = _open_with_ffmpeg(path, first.reason)
+    except AudioDecodeError:
+        raise AudioDecodeError(
+            f"cannot decode {path} after {first.frames} frames ({first.reason}), and ffmpeg "
+            "cannot read it either; re-export or re-download it"
+        ) from None
+    try:
+        with fallback as reader:
+            reader.fallback_note = (
+                f"libsndfile stopped after {first.frames} frames ({first.reason}), so ffmpeg "
+                "decoded it again from the start"
+            )
+            reader.expected_frames = expected
+            return work(reader)
+    except PartialDecodeError as second:
+        raise AudioDecodeError(
+            f"cannot decode {path}: libsndfile stopped after {first.frames} frames "
+            f"({first.reason}), ffmpeg after {second.frames} ({second.reason}); re-export or "
+            "re-download it"
+        ) from None
+
+
+def load_audio(path: StrPath) -> tuple[np.ndarray, int]:
+    """Read a whole file: float32 `(channels, samples)` and its sample rate (ffmpeg decodes
+    what libsndfile cannot, see `decode`)."""
+    return decode(path, _load)
+
+
+def _load(reader: AudioReader) -> tuple[np.ndarray, int]:
+    blocks = list(reader.blocks(_LOAD_BLOCK))
+    channels, sample_rate = reader.info.channels, reader.info.sample_rate
     if not blocks:
         return np.zeros((channels, 0), np.float32), sample_rate
     return np.concatenate(blocks, axis=1), sample_rate
@@ -402,7 +517,7 @@ class AudioWriter:
         if stat.S_ISDIR(mode):
             raise AudioWriteError(f"{self.path} is a directory; choose another output name")
         if not self.overwrite:
-            raise AudioWriteError(f"{self.path} exists; pass --overwrite to replace it")
+            raise OutputExistsError(self.path)
 
     def write(self, block: np.ndarray) -> None:
         """Append a `(channels, n)` block of samples in [-1, 1]."""
@@ -431,7 +546,7 @@ class AudioWriter:
             self._file.close()
             self._check_target()  # the target may have appeared while we were writing
             os.replace(self._temp, self.path)
-        except AudioWriteError:
+        except (AudioWriteError, OutputExistsError):
             self.abort()
             raise
         except (soundfile.SoundFileError, RuntimeError, OSError) as error:

@@ -39,6 +39,7 @@ from ..core.tiling import StreamingOverlapAdd, TilePlan, overlap_add
 from ..pretrained import resolve
 from .errors import InvalidAudioError
 from .io import check_audio, resample
+from .layout import channels_first
 from .models import (
     TASK,
     SeparationModel,
@@ -342,28 +343,30 @@ class Separator:
         return self._mask(analyse, self.sample_rate, stft, frames, 0)
 
     @torch.inference_mode()
-    def predict_mask(self, magnitude: torch.Tensor) -> torch.Tensor:
-        """Full-band soft masks for a spectrogram at the model's STFT.
+    def predict_mask(self, spectrogram: torch.Tensor) -> torch.Tensor:
+        """Full-band soft masks, one per stem, for a spectrogram at the model's STFT.
 
-        magnitude: `(channels, bins, frames)` or `(batch, channels, bins, frames)` with
-        `bins == model stft n_bins`; any channel count and number of frames. Magnitudes, or the
-        complex spectrogram, which a model with a stereo cue needs for a stereo input.
-        Returns `(targets, channels, bins, frames)` or `(batch, targets, channels, bins, frames)`
-        in [0, 1], on the CPU, in the order of `config.targets`.
+        spectrogram: `(channels, bins, frames)` or `(batch, channels, bins, frames)` with
+        `bins == model stft n_bins`, any channel count and number of frames: the complex STFT
+        that `stft(waveform, sample_rate)` gives, or its magnitude (`.abs()`). A model with a
+        stereo cue needs the complex spectrogram of a stereo input, and so does an ensemble
+        whose members use other STFTs (they analyse the waveform it holds).
+        Returns `(stems, channels, bins, frames)` (or with the batch axis first) on the CPU,
+        in the order of `stems`. The residual stem (the accompaniment) gets `1 - ` the sum of
+        the other masks, so the masks sum to one. `istft(mask * spectrogram)` of each stem is
+        what `separate` gives at the model's rate (without the Wiener filter), but for the
+        song's first and last frame tile, where `separate`'s network also hears the silence
+        around the song.
         """
-        if self.waveform:
-            raise ConfigError(
-                "predict_mask needs a spectrogram masking model; a waveform model predicts "
-                "the stems themselves (use separate)"
-            )
-        magnitude = torch.as_tensor(magnitude)
+        self._spectrogram_model("predict_mask")
+        magnitude = torch.as_tensor(spectrogram)
         unbatched = magnitude.dim() == 3
         if unbatched:
             magnitude = magnitude[None]
         if magnitude.dim() != 4 or magnitude.shape[2] != self.config.stft.n_bins:
             raise ValueError(
-                f"magnitude must be (batch, channels, {self.config.stft.n_bins}, frames), "
-                f"got {tuple(magnitude.shape)}"
+                f"spectrogram must be (channels, {self.config.stft.n_bins}, frames) or (batch, "
+                f"channels, {self.config.stft.n_bins}, frames), got {tuple(magnitude.shape)}"
             )
         frames = magnitude.shape[-1]
         waveform = None
@@ -384,6 +387,12 @@ class Separator:
             return member_stft(waveform), 0
 
         mask = self._mask(analyse, self.sample_rate, self._model_stft, frames, 0).cpu()
+        masks = dict(zip(self.config.targets, mask.unbind(1), strict=True))
+        residual = self._residual_stem
+        if residual is not None:
+            others = [value for name, value in masks.items() if name != residual]
+            masks[residual] = 1 - sum(others, torch.zeros_like(mask[:, 0]))
+        mask = torch.stack([masks[stem] for stem in self.stems], dim=1)
         return mask[0] if unbatched else mask
 
     # -- waveforms -------------------------------------------------------------------------
@@ -560,25 +569,72 @@ class Separator:
 
     def separate(
         self, waveform: np.ndarray | torch.Tensor, sample_rate: int
-    ) -> dict[str, np.ndarray]:
+    ) -> dict[str, np.ndarray | torch.Tensor]:
         """Separate an in-memory waveform.
 
-        waveform: `(samples,)` (mono) or `(channels, samples)`, any length >= 1 and any
-        channel count, at any `sample_rate`. Returns stem -> float32 array of the same shape.
+        waveform: numpy or torch, `(channels, samples)`, `(samples, channels)` (as
+        `soundfile.read` returns it) or `(samples,)`, float or integer PCM, any length >= 1, at
+        any `sample_rate`. The layout is told apart by shape: the channel axis is the shorter
+        one, with at most 64 channels; a square array is `(channels, samples)`. Anything else
+        is a `ValueError` (`InvalidAudioError`) raised before any work.
+        Returns stem -> float32 array in the caller's layout and type (a torch tensor on the
+        input's device for a torch input).
         """
-        audio = np.asarray(waveform.cpu() if torch.is_tensor(waveform) else waveform)
-        mono = audio.ndim == 1
-        if mono:
-            audio = audio[None]
-        if audio.ndim != 2:
-            raise InvalidAudioError(
-                f"waveform must be (samples,) or (channels, samples), got {audio.shape}"
-            )
+        audio, layout = channels_first(waveform)
         step = max(1, round(self.chunk_seconds * sample_rate))
         blocks = (audio[:, i : i + step] for i in range(0, audio.shape[-1], step))
         parts: dict[str, list[np.ndarray]] = {stem: [] for stem in self.stems}
         for stems in self.separate_blocks(blocks, sample_rate, source="waveform"):
             for name, value in stems.items():
                 parts[name].append(value)
-        result = {name: np.concatenate(values, axis=-1) for name, values in parts.items()}
-        return {name: value[0] if mono else value for name, value in result.items()}
+        return {
+            name: layout.restore(np.concatenate(values, axis=-1)) for name, values in parts.items()
+        }
+
+    # -- the model's own spectrogram ---------------------------------------------------------
+
+    def _spectrogram_model(self, what: str) -> None:
+        if self.waveform:
+            raise ConfigError(
+                f"{what} needs a spectrogram masking model; a waveform model predicts the stems "
+                "themselves (use separate)"
+            )
+
+    def stft(self, waveform: np.ndarray | torch.Tensor, sample_rate: int) -> torch.Tensor:
+        """The model's input for `predict_mask`: the complex STFT `(channels, bins, frames)`
+        of `waveform` (any layout `separate` takes) resampled to the model's rate, at the
+        model's STFT (of the first member for an ensemble). `istft` goes back."""
+        self._spectrogram_model("stft")
+        if not isinstance(sample_rate, (int, np.integer)) or sample_rate <= 0:
+            raise InvalidAudioError(f"sample rate must be a positive integer, got {sample_rate!r}")
+        audio, _ = channels_first(waveform)
+        check_audio(audio, "waveform")
+        audio = resample(audio, int(sample_rate), self.sample_rate)
+        return self._model_stft(torch.from_numpy(audio))
+
+    def istft(
+        self, spectrogram: torch.Tensor, length: int | None = None, sample_rate: int | None = None
+    ) -> torch.Tensor:
+        """A complex spectrogram `(..., bins, frames)` at the model's STFT (for example
+        `masks[i] * separator.stft(waveform, rate)`) -> waveform `(..., samples)`: at the
+        model's rate, or resampled to `sample_rate`; `length` samples at that rate (default:
+        what the frames span)."""
+        self._spectrogram_model("istft")
+        spectrogram = torch.as_tensor(spectrogram)
+        if not spectrogram.is_complex() or spectrogram.shape[-2] != self._model_stft.n_bins:
+            raise ValueError(
+                f"spectrogram must be complex (..., {self._model_stft.n_bins}, frames), got "
+                f"{spectrogram.dtype} {tuple(spectrogram.shape)}"
+            )
+        rate = sample_rate or self.sample_rate
+        span = (spectrogram.shape[-1] - 1) * self.config.stft.hop_length
+        model_length = span if length is None else math.ceil(length * self.sample_rate / rate)
+        waveform = self._model_stft.inverse(spectrogram, model_length)
+        if rate != self.sample_rate:
+            flat = waveform.reshape(-1, model_length).cpu().numpy()
+            flat = resample(flat, self.sample_rate, rate)
+            waveform = torch.from_numpy(flat).reshape(*waveform.shape[:-1], flat.shape[-1])
+        if length is not None:
+            waveform = torch.nn.functional.pad(waveform, (0, max(0, length - waveform.shape[-1])))
+            waveform = waveform[..., :length]
+        return waveform

@@ -19,3 +19,12 @@ class CheckpointError(VocalsepError):
 class VocalsepWarning(UserWarning):
     """Something worked, with a caveat the user should hear about (the command line prints
     it as one `vocalsep: warning: ...` line)."""
+
+
+class OutputExistsError(VocalsepError):
+    """An output file exists and the caller did not ask to replace it. The message names the
+    API's `overwrite=True`; the command line names its own flag."""
+
+    def __init__(self, path) -> None:
+        self.path = path
+        super().__init__(f"{path} exists; pass overwrite=True to replace it")

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from ..core.errors import OutputExistsError
 from ..core.files import reserve_temp
 from .errors import ImageReadError, ImageWriteError
 
@@ -89,7 +90,7 @@ def _check_target(path: Path, overwrite: bool) -> None:
     if stat.S_ISDIR(mode):
         raise ImageWriteError(f"{path} is a directory; choose another output name")
     if not overwrite:
-        raise ImageWriteError(f"{path} exists; pass --overwrite to replace it")
+        raise OutputExistsError(path)
 
 
 def write_pngs(outputs: Mapping[StrPath, Image.Image], *, overwrite: bool = False) -> list[Path]:

@@ -46,6 +46,9 @@ DEFAULT_MODELS: dict[str, str] = {  # task -> default
     "audio-separation": "vocalsep-small",
     "image-segmentation": "camvid-unet",
 }
+DEFAULT = "default"  # as a model name: the default model of the task at hand
+COMMANDS = {"audio-separation": "separate", "image-segmentation": "segment"}
+_KINDS = {"audio-separation": "audio separation", "image-segmentation": "image segmentation"}
 
 
 def _package_file(filename: str) -> Path:
@@ -73,14 +76,20 @@ def resolve(name_or_path: str | os.PathLike | None, task: str) -> Path:
             )
         return model_path(default)
     text = os.fspath(name_or_path)
+    if text == DEFAULT:
+        return resolve(None, task)
     if text in MODELS:
         if MODELS[text].task != task:
-            raise ModelNotFoundError(f"model {text!r} is a {MODELS[text].task} model, not {task}")
+            other = _KINDS.get(MODELS[text].task, MODELS[text].task)
+            hint = f"; the default one is {DEFAULT_MODELS[task]}" if task in DEFAULT_MODELS else ""
+            raise ModelNotFoundError(
+                f"model {text!r} is an {other} model, not an {_KINDS.get(task, task)} model{hint}"
+            )
         return model_path(text)
     path = Path(text).expanduser()
     if path.is_file():
         return path
-    shipped = ", ".join(name for name, m in MODELS.items() if m.task == task) or "none"
+    shipped = ", ".join([DEFAULT, *(name for name, m in MODELS.items() if m.task == task)])
     if path.exists():
         raise ModelNotFoundError(f"model path {path} is not a file; pass a checkpoint file")
     raise ModelNotFoundError(

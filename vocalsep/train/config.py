@@ -146,9 +146,29 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
     return data
 
 
-def load_run_config(path: str | Path, overrides: list[str] | None = None) -> RunConfig:
-    """Read a TOML run config, apply overrides and validate it (errors are `ConfigError`)."""
+def config_file(path: str | Path) -> Path:
+    """The run config a path names: the file itself, or in a recipe folder its `config.toml`,
+    else its only `.toml` file (`ConfigError` when there is none or a choice to make)."""
     path = Path(path)
+    if not path.is_dir():
+        return path
+    if (path / "config.toml").is_file():
+        return path / "config.toml"
+    found = sorted(p.name for p in path.glob("*.toml") if p.is_file())
+    if len(found) == 1:
+        return path / found[0]
+    if not found:
+        raise ConfigError(f"{path} is a folder without a run config (.toml); pass a config file")
+    raise ConfigError(
+        f"{path} holds several run configs ({', '.join(found)}); pass one of them, "
+        f"e.g. {path / found[0]}"
+    )
+
+
+def load_run_config(path: str | Path, overrides: list[str] | None = None) -> RunConfig:
+    """Read a TOML run config (a file, or a recipe folder: see `config_file`), apply overrides
+    and validate it (errors are `ConfigError`)."""
+    path = config_file(path)
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
