@@ -142,6 +142,8 @@ def draw(
             ax=ax,
         )
         ax.set_title(name, loc="left")
+        ax.set_xlabel("time (s)")
+        ax.set_ylabel("frequency (Hz)")
         ax.label_outer()
     figure.colorbar(image, ax=list(axes), format="%+.0f dB", pad=0.01)
     if title:
