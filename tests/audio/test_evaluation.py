@@ -269,15 +269,23 @@ def test_bss_eval_checks_shapes():
         bss_eval({"vocals": np.ones((1, 100))}, {"vocals": np.ones((2, 100))}, RATE)
 
 
-def test_published_results_have_a_source_per_row():
+def test_published_results_have_a_source_metric_and_data_per_row():
     rows = published_results()
     assert len(rows) >= 5
     for row in rows:
-        assert row.source and row.training_data and math.isfinite(row.vocals_sdr)
-        assert 0 < row.vocals_sdr < 15
-    names = {row.method for row in rows}
-    assert "Open-Unmix UMX" in names
-    assert next(r for r in rows if r.method == "Open-Unmix UMX").vocals_sdr == 6.32
+        assert row.source and row.training_data and 2015 <= row.year <= 2030
+        assert row.metric in ("cSDR", "uSDR", "other")
+        assert row.extra_data in ("no", "unknown") or row.extra_data.startswith("yes: ")
+        assert math.isnan(row.vocals_sdr) or 0 < row.vocals_sdr < 15
+        assert row.note or math.isfinite(row.vocals_sdr)  # a missing number says why
+    by_name = {(row.method, row.metric): row for row in rows}
+    assert by_name["Open-Unmix UMX", "cSDR"].vocals_sdr == 6.32
+    # The current models a reader compares with today, each with its metric.
+    for name in ("HT Demucs", "BS-RoFormer (L=6)", "SCNet", "TFC-TDF-UNet v3 (MDX23C)"):
+        assert math.isfinite(by_name[name, "cSDR"].vocals_sdr)
+    assert by_name["BSRNN (Band-Split RNN)", "uSDR"].vocals_sdr == 10.04
+    assert by_name["BSRNN (Band-Split RNN)", "cSDR"].vocals_sdr == 10.01
+    assert ("Mel-RoFormer", "cSDR") in by_name
 
 
 def test_comparison_is_labelled(dataset):
@@ -290,6 +298,16 @@ def test_comparison_is_labelled(dataset):
     text = format_comparison(result)
     assert "DIFFERENT TEST DATA" in text and "this run: baseline mixture" in text
     assert "Open-Unmix UMX" in text and "[1]" in text
+    # Metrics are never mixed: this run sits with the cSDR rows, uSDR rows come under their
+    # own heading that says they are not comparable.
+    lines = text.splitlines()
+    csdr = lines.index(next(line for line in lines if line.startswith("cSDR:")))
+    usdr = lines.index(next(line for line in lines if line.startswith("uSDR:")))
+    assert "NOT comparable" in lines[usdr] and csdr < usdr
+    assert lines[csdr + 2].startswith("this run: baseline mixture")
+    bsrnn = [i for i, line in enumerate(lines) if line.startswith("BSRNN (Band-Split RNN) ")]
+    assert len(bsrnn) == 2 and csdr < bsrnn[0] < usdr < bsrnn[1]
+    assert "10.01" in lines[bsrnn[0]] and "10.04" in lines[bsrnn[1]]
     same = EvaluationResult("m", "MUSDB18 test", result.targets, result.tracks, True)
     assert "DIFFERENT" not in format_comparison(same)
 
