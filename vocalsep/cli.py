@@ -50,7 +50,11 @@ def _one_line_warnings(show):
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog=PROG, description="Separate songs into vocals and accompaniment."
+        prog=PROG,
+        description="Separate songs into vocals and accompaniment (karaoke), offline, with the "
+        "model shipped inside the package; also train and evaluate models, and segment images "
+        "with the same core.",
+        epilog=f"Run '{PROG} COMMAND --help' for a command's options.",
     )
     parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
@@ -60,7 +64,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="separate audio files into stems",
         description="Separate audio files (or every audio file in folders) into stems.",
     )
-    separate.add_argument("inputs", nargs="+", metavar="FILE_OR_DIR")
+    separate.add_argument(
+        "inputs",
+        nargs="+",
+        metavar="FILE_OR_DIR",
+        help="audio files (wav, flac, mp3, ogg, ...; m4a, mp4, aac and others with ffmpeg), or "
+        "folders, searched recursively",
+    )
     separate.add_argument(
         "-o",
         "--out",
@@ -115,6 +125,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--chunk-seconds",
         type=float,
         default=30.0,
+        metavar="S",
         help="audio processed at once; bounds memory, not the result: any chunk length gives "
         "the one-pass output (default: 30)",
     )
@@ -158,14 +169,22 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="DIR",
         help="write example mixtures to DIR (to listen to) instead of training",
     )
-    train.add_argument("--dump-count", type=int, default=8, help="examples to dump (default 8)")
+    train.add_argument(
+        "--dump-count", type=int, default=8, metavar="N", help="examples to dump (default: 8)"
+    )
     train.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     train.set_defaults(func=_train)
 
     _add_evaluate_parser(commands)
     _add_segment_parser(commands)
 
-    models = commands.add_parser("models", help="list the models shipped with vocalsep")
+    models = commands.add_parser(
+        "models",
+        help="list the models shipped with vocalsep",
+        description="List the models shipped inside the package (no download ever happens), "
+        "the default of each command, and with --verbose their model cards (training data, "
+        "licences, measured quality).",
+    )
     models.add_argument("--verbose", "-v", action="store_true", help="print each model card")
     models.set_defaults(func=_models)
     return parser
@@ -388,7 +407,8 @@ def _add_evaluate_parser(commands) -> None:
         "--model",
         default=None,
         metavar="NAME|PATH",
-        help="model to score: shipped name, 'default' or checkpoint file",
+        help="model to score: shipped name, 'default' or checkpoint file (no default: give one "
+        "of --model, --baseline, --estimates)",
     )
     evaluate.add_argument(
         "--flip",
@@ -417,13 +437,16 @@ def _add_evaluate_parser(commands) -> None:
     evaluate.add_argument(
         "--output", default=None, metavar="DIR", help="write museval JSON to DIR/<subset>/"
     )
-    evaluate.add_argument("--csv", default=None, metavar="FILE", help="write the table as CSV")
+    evaluate.add_argument(
+        "--csv", default=None, metavar="FILE", help="also write the table as CSV to FILE"
+    )
     evaluate.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     evaluate.add_argument(
         "--compare",
         default=None,
         choices=["published"],
-        help="print published MUSDB18 results next to this one",
+        help="print published MUSDB18 results next to this one, grouped by metric (cSDR as "
+        "here; uSDR and others apart, never mixed), with year, training data and source",
     )
     evaluate.add_argument(
         "--tracks", type=int, default=None, metavar="N", help="score only the first N tracks"
@@ -581,7 +604,13 @@ def _add_segment_parser(commands) -> None:
         "a label PNG (pixel values = the classes' label values, shown in the class colours) "
         "and a colour overlay PNG in OUTDIR.",
     )
-    segment.add_argument("inputs", nargs="+", metavar="IMAGE_OR_DIR")
+    segment.add_argument(
+        "inputs",
+        nargs="+",
+        metavar="IMAGE_OR_DIR",
+        help="image files (png, jpg, bmp, tif, webp, ppm), or folders (the images directly "
+        "inside them)",
+    )
     segment.add_argument(
         "-o",
         "--out",
