@@ -99,6 +99,21 @@ def write_wav(path: Path, audio: np.ndarray, sample_rate: int, subtype: str = "F
     return path
 
 
+def call(capsys, *args) -> tuple[int, str, list[str]]:
+    """The command line's `main()` in-process (fast): (exit code, stdout, non-empty stderr
+    lines)."""
+    from vocalsep.cli import main
+
+    code = main([str(arg) for arg in args])
+    captured = capsys.readouterr()
+    return code, captured.out, [line for line in captured.err.splitlines() if line.strip()]
+
+
+def files_under(folder: Path) -> list[str]:
+    """Every file below `folder`, as sorted relative paths."""
+    return sorted(str(p.relative_to(folder)) for p in Path(folder).rglob("*") if p.is_file())
+
+
 def digest(path: Path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 

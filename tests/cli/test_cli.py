@@ -9,10 +9,9 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
-from support import digest, synth, write_damaged_mp3, write_wav
+from support import call, digest, files_under, synth, write_damaged_mp3, write_wav
 
 from vocalsep import __version__, pretrained
-from vocalsep.cli import main
 
 RATE = 22050
 
@@ -27,17 +26,6 @@ def run_cli(*args, env=None, cwd=None):
         cwd=cwd,
         timeout=300,
     )
-
-
-def call(capsys, *args):
-    """`main()` in-process (fast); returns (exit code, stdout, stderr lines)."""
-    code = main([str(arg) for arg in args])
-    captured = capsys.readouterr()
-    return code, captured.out, [line for line in captured.err.splitlines() if line.strip()]
-
-
-def files_under(folder: Path) -> list[str]:
-    return sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file())
 
 
 @pytest.fixture
@@ -294,33 +282,16 @@ def test_two_inputs_with_the_same_output(tmp_path, tiny_checkpoint, capsys):
     first = write_wav(tmp_path / "a" / "song.wav", synth(RATE, RATE, 1), RATE)
     second = write_wav(tmp_path / "b" / "song.wav", synth(RATE, RATE, 1), RATE)
     out = tmp_path / "out"
+
+    def separate(template):
+        args = ["separate", first, second, "-o", out, "--model", tiny_checkpoint]
+        return call(capsys, *args, "--filename", template)
+
     # A template that cannot tell them apart: the second input fails, the first is separated.
-    code, _, err = call(
-        capsys,
-        "separate",
-        first,
-        second,
-        "-o",
-        out,
-        "--model",
-        tiny_checkpoint,
-        "--filename",
-        "{stem}.{ext}",
-    )
+    code, _, err = separate("{stem}.{ext}")
     assert code == 1 and len(err) == 1 and str(second) in err[0] and "{track}" in err[0], err
     assert files_under(out) == ["accompaniment.wav", "vocals.wav"]
-    code, _, err = call(
-        capsys,
-        "separate",
-        first,
-        second,
-        "-o",
-        out,
-        "--model",
-        tiny_checkpoint,
-        "--filename",
-        "{parent}/{track}/{stem}.{ext}",
-    )
+    code, _, err = separate("{parent}/{track}/{stem}.{ext}")
     assert code == 0, err
     assert len(files_under(out)) == 6  # 2 from the first call + 4
 

@@ -13,21 +13,9 @@ import numpy as np
 import pytest
 import soundfile as sf
 from PIL import Image
-from support import digest, synth, write_wav
-
-from vocalsep.cli import main
+from support import call, digest, files_under, synth, write_wav
 
 RATE = 16000
-
-
-def call(capsys, *args):
-    code = main([str(arg) for arg in args])
-    captured = capsys.readouterr()
-    return code, captured.out, [line for line in captured.err.splitlines() if line.strip()]
-
-
-def files_under(folder: Path) -> list[str]:
-    return sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file())
 
 
 @pytest.fixture
@@ -148,16 +136,13 @@ def test_skip_existing_resumes_an_interrupted_batch(tmp_path, tiny_checkpoint, c
     assert code == 1 and len(err) == 2 and all("--skip-existing" in line for line in err), err
     assert stdout.split() == [str(out / "b" / "vocals.wav"), str(out / "b" / "accompaniment.wav")]
 
-    code, stdout, err = call(
-        capsys,
-        "separate",
-        tmp_path / "in",
-        "-o",
-        out,
-        "--model",
-        tiny_checkpoint,
-        "--skip-existing",
-    )
+    def resume():
+        return call(
+            capsys, "separate", tmp_path / "in", "-o", out, "--model", tiny_checkpoint,
+            "--skip-existing",
+        )  # fmt: skip
+
+    code, stdout, err = resume()
     assert code == 0, err
     assert err == ["vocalsep: info: kept the existing outputs of 2 input(s) (--skip-existing)"]
     assert stdout.split() == [str(out / "c" / "accompaniment.wav")]
@@ -169,16 +154,7 @@ def test_skip_existing_resumes_an_interrupted_batch(tmp_path, tiny_checkpoint, c
     assert digest(out / "c" / "accompaniment.wav") == digest(whole / "c" / "accompaniment.wav")
 
     # Everything exists now: nothing to do, exit 0.
-    code, stdout, err = call(
-        capsys,
-        "separate",
-        tmp_path / "in",
-        "-o",
-        out,
-        "--model",
-        tiny_checkpoint,
-        "--skip-existing",
-    )
+    code, stdout, err = resume()
     assert code == 0 and not stdout and len(err) == 1 and "of 3 input(s)" in err[0]
 
 
