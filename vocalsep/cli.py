@@ -717,6 +717,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         _error("interrupted; unfinished outputs were removed")
         return 130
+    except BrokenPipeError:
+        # Whoever read our output stopped early (`vocalsep models -v | head`): stop quietly,
+        # as Unix tools do, and keep Python from complaining when it flushes stdout at exit.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141  # 128 + SIGPIPE, what a shell reports for a tool killed by the pipe
     except Exception as error:  # a bug: still one line unless asked for the traceback
         if os.environ.get("VOCALSEP_DEBUG"):
             raise

@@ -323,3 +323,16 @@ def test_damaged_mp3_is_separated_with_one_warning_line(tmp_path, tiny_checkpoin
     assert len(lines) == 1 and lines[0].startswith("vocalsep: warning: "), result.stderr
     assert "damaged.mp3" in lines[0] and "re-download" in lines[0]
     assert files_under(out) == ["damaged/accompaniment.wav", "damaged/vocals.wav"]
+
+
+def test_output_cut_short_by_a_pipe_is_quiet():
+    """`vocalsep models --verbose | head -1`: no 'internal error' when head stops reading."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "vocalsep", "models", "--verbose"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    process.stdout.readline()
+    process.stdout.close()  # the reader goes away with most of the cards unread
+    stderr = process.stderr.read().decode()
+    assert process.wait(timeout=60) in (0, 141) and stderr == "", stderr
