@@ -56,6 +56,10 @@ from .stft import STFT, fast_fft_length
 
 ProgressFn = Callable[[int, "int | None"], None]
 ACCOMPANIMENT = "accompaniment"
+# The Wiener post-filter's spatial covariances average +-2 s around each frame: local enough
+# for chunks to give the one-pass output with a little more context, long enough (about 170
+# frames at 44.1 kHz) to estimate a 2x2 covariance well.
+WIENER_WINDOW_SECONDS = 2.0
 
 
 def select_device(device: str | torch.device = "auto") -> torch.device:
@@ -468,8 +472,13 @@ class Separator:
             if ACCOMPANIMENT in self.config.targets:
                 residual = residual[:0]
             sources = torch.cat([estimates, residual])
-            estimates = wiener(sources, spectrum, self.wiener_iterations)[: len(mask)]
+            window = self._wiener_window(stft, sample_rate)
+            estimates = wiener(sources, spectrum, self.wiener_iterations, window)[: len(mask)]
         return stft.inverse(estimates, lead + length)[..., lead:].cpu()
+
+    def _wiener_window(self, stft: STFT, sample_rate: int) -> int:
+        """The Wiener filter's covariance window (half-width, frames of `stft`)."""
+        return max(1, round(WIENER_WINDOW_SECONDS * sample_rate / stft.config.hop_length))
 
     def _chunk_plan(self, sample_rate: int) -> TilePlan:
         """Time-domain chunking at `sample_rate`, such that a chunked song gives the same
@@ -498,6 +507,10 @@ class Separator:
                 + member.config.stft.n_fft
                 for member in self._members
             )
+            if self.wiener_iterations:  # each EM step reaches one covariance window further
+                stft = config.stft  # the Wiener filter's window, rounded to frames, + a frame
+                window = math.ceil(WIENER_WINDOW_SECONDS * config.sample_rate) + stft.hop_length
+                model_context += self.wiener_iterations * window + stft.n_fft
             unit = model_unit
         if unit > chunk // 2:  # rates too incommensurable to align: close, but not exact
             unit = 1
