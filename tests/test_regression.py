@@ -49,3 +49,17 @@ def test_shipped_image_model_output_is_unchanged(name):
 def test_a_checkpoint_from_an_earlier_version_gives_the_same_stems(name):
     separator = Separator.from_pretrained(DATA / f"{name}.ckpt", device="cpu")
     _check_stems(separator.separate(INPUTS["song"], SONG_RATE), EXPECTED[f"{name}/vocals"])
+
+
+def test_a_checkpoint_that_relies_on_a_retired_experiment_is_refused(tmp_path):
+    """Earlier versions wrote `stereo_cue` into every spectrogram model's config: off, it is
+    dropped on load (above); on, the model needs code this version no longer has."""
+    from vocalsep.core.checkpoint import load_checkpoint, save_checkpoint
+    from vocalsep.core.errors import CheckpointError
+
+    checkpoint = load_checkpoint(DATA / "legacy_spectrogram.ckpt")
+    assert checkpoint.task_config["stereo_cue"] is False
+    checkpoint.task_config = {**checkpoint.task_config, "stereo_cue": True}
+    save_checkpoint(checkpoint, tmp_path / "cue.ckpt")
+    with pytest.raises(CheckpointError, match="stereo_cue, an experiment"):
+        Separator.from_pretrained(tmp_path / "cue.ckpt")

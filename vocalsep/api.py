@@ -23,6 +23,7 @@ from .audio.errors import AudioWriteError, InvalidAudioError
 from .audio.io import AUDIO_EXTENSIONS, AudioReader, AudioWriter, decode
 from .audio.separator import Separator
 from .core.config import FieldError
+from .core.device import select_device
 from .core.errors import ConfigError, VocalsepError
 from .core.outputs import Job, OutputError
 from .core.outputs import plan as plan_outputs
@@ -454,14 +455,6 @@ SEGMENT_FILENAME = "{track}_{stem}.{ext}"
 SEGMENT_OUTPUTS = ("labels", "overlay")  # the class-value PNG and the colour overlay
 
 
-def _torch_device(name: str) -> torch.device:
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise ConfigError("CUDA is not available on this machine; use --device cpu")
-    return torch.device(name)
-
-
 def load_segmentation_model(model=None, *, device: str = "auto"):
     """A `vocalsep.image.models.SegmentationModel` in eval mode on `device`, from a shipped model
     name, a checkpoint path, or (None) the default image model."""
@@ -475,7 +468,7 @@ def load_segmentation_model(model=None, *, device: str = "auto"):
             "no CamVid segmentation model (camvid-unet) is installed in this version of vocalsep "
             "yet; train one (recipes/camvid/README.md) and pass it with --model PATH"
         )
-    return load_model(pretrained.resolve(model, IMAGE_TASK)).to(_torch_device(device)).eval()
+    return load_model(pretrained.resolve(model, IMAGE_TASK)).to(select_device(device)).eval()
 
 
 def segment_image(image, model=None, *, device: str = "auto", flip: bool = False):

@@ -18,10 +18,10 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import midi_songs  # next to this script, so on sys.path when it runs
 import numpy as np
 import soundfile
 
-from vocalsep.audio import band
 from vocalsep.core.errors import VocalsepError
 
 
@@ -44,7 +44,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--styles",
         default=None,
         help="comma-separated styles to draw from (default: all of "
-        f"{', '.join(sorted(band.STYLES))})",
+        f"{', '.join(sorted(midi_songs.STYLES))})",
     )
     return parser.parse_args(argv)
 
@@ -54,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
     styles = [name.strip() for name in (args.styles or "").split(",") if name.strip()]
     try:
         # The song list depends only on the seed, so a resumed run renders the same songs.
-        planned_songs = band.plan_songs(args.seed, args.minutes, styles)
+        planned_songs = midi_songs.plan_songs(args.seed, args.minutes, styles)
     except VocalsepError as error:
         print(f"error: --styles: {error}", file=sys.stderr)
         return 2
@@ -72,8 +72,8 @@ def main(argv: list[str] | None = None) -> int:
             )
             return 2
     try:
-        band.find_fluidsynth()
-        soundfont = band.find_soundfont(args.soundfont)
+        midi_songs.find_fluidsynth()
+        soundfont = midi_songs.find_soundfont(args.soundfont)
     except VocalsepError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
@@ -99,9 +99,9 @@ def main(argv: list[str] | None = None) -> int:
 
     drives = {path: drive(index) for index, (path, _) in enumerate(songs)}
 
-    def render(item: tuple[Path, band.Song]) -> tuple[Path, band.Song]:
+    def render(item: tuple[Path, midi_songs.Song]) -> tuple[Path, midi_songs.Song]:
         path, song = item
-        band.render_song(
+        midi_songs.render_song(
             song, path, soundfont=soundfont, format=args.format, guitar_drive_db=drives[path]
         )
         return item

@@ -4,8 +4,7 @@ Each function takes an explicit `numpy.random.Generator`, so an example built fr
 generator is reproducible. They make a small pool of isolated vocals go further: pitch and tempo
 changes, a random equaliser, reverb (the vocal *target* includes it, as in produced music),
 gain, panning and channel swaps. "Production" effects make clean studio singing sound like a
-mixed lead vocal: dynamic-range compression, soft saturation, a doubled take and a harmony
-line (a backing vocal).
+mixed lead vocal: dynamic-range compression, soft saturation and a doubled take.
 """
 
 from __future__ import annotations
@@ -210,29 +209,9 @@ def double(
     return (audio + rng.uniform(*gain) * copy).astype(np.float32)
 
 
-HARMONY_INTERVALS = (3, 4, 5, 7, 8, 9, 12, -3, -4, -5, -8, -9, -12)
-
-
-def harmony(
-    audio: np.ndarray,
-    rng: np.random.Generator,
-    sample_rate: int,
-    gain: tuple[float, float] = (0.25, 0.6),
-    intervals: tuple[int, ...] = HARMONY_INTERVALS,
-) -> np.ndarray:
-    """A backing vocal singing the same line a consonant interval (3-12 semitones) above or
-    below: a pitch-shifted copy 0-30 ms late and quieter, added to the original; on stereo it
-    sits on the other side. Length is kept. Released songs count backing vocals as vocals."""
-    interval = intervals[int(rng.integers(len(intervals)))]
-    shifted = pitch_shift(audio, float(interval), sample_rate)
-    copy = _late_on_other_side(shifted, int(rng.uniform(0.0, 0.03) * sample_rate), audio)
-    scale = rng.uniform(*gain) * rms(audio) / rms(copy)
-    return (audio + scale * copy).astype(np.float32)
-
-
 def _late_on_other_side(copy: np.ndarray, delay: int, original: np.ndarray) -> np.ndarray:
     """`copy` `delay` samples late, cut to the length of `original`, channels swapped on
-    stereo (the second voice of `double` and `harmony` sits opposite the first)."""
+    stereo (the second voice of `double` sits opposite the first)."""
     copy = fit_length(np.pad(copy, ((0, 0), (delay, 0))), original.shape[-1])
     return copy[::-1] if original.shape[0] == 2 else copy
 

@@ -230,12 +230,9 @@ class AugmentConfig(Config):
     Vocals: pitch shift (uniform in +-pitch_semitones, with probability p_pitch), time stretch
     (rate in 1 +- stretch, p_stretch), random EQ (+-eq_db, p_eq), synthetic reverb (p_reverb),
     panning of mono sources within +-max_pan; "production": compression (p_compress), soft
-    saturation (p_saturate), a doubled take (p_double) and a harmony line a consonant interval
-    away, i.e. a backing vocal (p_harmony). Accompaniment: random EQ
-    (p_eq_accompaniment), a second layered excerpt (p_layer), overdrive of the whole
-    accompaniment (tanh with a drive uniform in `drive_accompaniment_db`, RMS kept: the dense,
-    harmonic-rich midrange of distorted guitars and clipped masters; p_drive_accompaniment).
-    Both: stereo channel swap, level,
+    saturation (p_saturate) and a doubled take (p_double). Accompaniment: random EQ
+    (p_eq_accompaniment) and a second layered excerpt (p_layer). Both: stereo channel swap,
+    level,
     and mix-bus compression of the finished mixture (p_bus_compress: one gain curve from the
     mixture applied to both stems, so they still sum to it); a mono mixture (p_mono: both stems
     downmixed and copied to every channel, as a mono song reaches a stereo network).
@@ -254,11 +251,8 @@ class AugmentConfig(Config):
     p_compress: float = 0.0
     p_saturate: float = 0.0
     p_double: float = 0.0
-    p_harmony: float = 0.0
     p_bus_compress: float = 0.0
-    p_drive_accompaniment: float = 0.0
     p_mono: float = 0.0
-    drive_accompaniment_db: tuple[float, float] = (3.0, 15.0)
 
 
 @dataclass(frozen=True)
@@ -414,8 +408,6 @@ class SynthesizedMixtures(ExampleSource):
         vocal = augment.to_channels(vocal, self.channels, rng, aug.max_pan)
         if aug.p_double and rng.random() < aug.p_double:
             vocal = augment.double(vocal, rng, self.sample_rate)
-        if aug.p_harmony and rng.random() < aug.p_harmony:
-            vocal = augment.harmony(vocal, rng, self.sample_rate)
         if aug.p_reverb and rng.random() < aug.p_reverb:
             vocal = augment.reverb(vocal, rng, self.sample_rate)
         return vocal
@@ -433,8 +425,6 @@ class SynthesizedMixtures(ExampleSource):
             )
         if aug.p_eq_accompaniment and rng.random() < aug.p_eq_accompaniment:
             music = augment.random_eq(music, rng, self.sample_rate, aug.eq_db)
-        if aug.p_drive_accompaniment and rng.random() < aug.p_drive_accompaniment:
-            music = augment.saturate(music, rng, aug.drive_accompaniment_db)
         return music
 
     def __getitem__(self, index: int) -> Example:

@@ -18,7 +18,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
@@ -62,12 +62,11 @@ class SpectrogramModelConfig(Config):
     mask_extension: the mask above max_bin: "top" (per frame, the mean of the top eighth of the
                     band, so high-frequency content follows what is just below it), "zeros" or
                     "ones".
-    stereo_cue:     (audio_channels = 2) the network also sees, per bin, how far the two
-                    channels differ: `|L - R| / (|L| + |R|)` in [0, 1] (0: a centred source,
-                    1: one side only or opposite phase), which magnitudes alone do not show.
-                    Lead vocals sit in the centre of most produced songs. A mono song (also
-                    one on two identical channels) has the cue -1 everywhere: no information.
     """
+
+    # Written by earlier versions, gone since (the stereo-cue experiment, not shipped:
+    # recipes/synthetic/README.md); a checkpoint with it off loads as before.
+    retired_fields: ClassVar[dict[str, Any]] = {"stereo_cue": False}
 
     sample_rate: int = 44100
     stft: STFTConfig = field(default_factory=STFTConfig)
@@ -79,14 +78,9 @@ class SpectrogramModelConfig(Config):
     tile_overlap: int = 32
     tile_context: int = 0
     mask_extension: str = "top"
-    stereo_cue: bool = False
 
     def __post_init__(self) -> None:
         _check_stems(self)
-        if self.stereo_cue and self.audio_channels != 2:
-            raise ConfigError(
-                f"stereo_cue needs a stereo network (audio_channels = 2), got {self.audio_channels}"
-            )
         if not 0 <= self.max_bin <= self.stft.n_bins:
             raise ConfigError(f"max_bin must be in [0, {self.stft.n_bins}], got {self.max_bin}")
         if self.compression not in COMPRESSIONS:
@@ -107,40 +101,9 @@ class SpectrogramModelConfig(Config):
 
     @property
     def network_channels(self) -> tuple[int, int]:
-        """(in, out) channels of the network: the audio channels (and the stereo cue); a mask
-        per target and channel."""
-        return self.audio_channels + int(self.stereo_cue), len(self.targets) * self.audio_channels
-
-
-MONO_CUE = -1.0  # the stereo cue of an input without stereo information
-
-
-def stereo_cue(
-    spectrum: torch.Tensor,
-    magnitude: torch.Tensor | None = None,
-    hide: torch.Tensor | None = None,
-) -> torch.Tensor:
-    """`|L - R| / (|L| + |R|)` of a complex stereo spectrogram `(batch, 2, bins, frames)` ->
-    `(batch, 1, bins, frames)`: in [0, 1] for a stereo input (0 where both channels agree, as
-    a centred source does; 1 where one is silent or they are in opposite phase), and `MONO_CUE`
-    (-1) everywhere for an item whose two channels are the same (a mono song on two channels):
-    there the cue says nothing, and the network is told so rather than "everything is
-    centred". `magnitude`: `spectrum.abs()`, if the caller has it already. `hide`: `(batch,)`
-    bools, items given `MONO_CUE` whatever their channels (training's cue dropout)."""
-    if not spectrum.is_complex() or spectrum.dim() != 4 or spectrum.shape[1] != 2:
-        raise ValueError(
-            f"the stereo cue needs a complex (batch, 2, bins, frames) spectrogram, got "
-            f"{'complex' if spectrum.is_complex() else 'real'} {tuple(spectrum.shape)}"
-        )
-    if magnitude is None:
-        magnitude = spectrum.abs()
-    side = (spectrum[:, :1] - spectrum[:, 1:]).abs()
-    level = magnitude[:, :1] + magnitude[:, 1:]
-    cue = (side / level.clamp_min(1e-8)).clamp(0, 1)
-    mono = side.flatten(1).amax(1) <= 1e-6 * level.flatten(1).amax(1)
-    if hide is not None:
-        mono = mono | hide
-    return torch.where(mono[:, None, None, None], torch.full_like(cue, MONO_CUE), cue)
+        """(in, out) channels of the network: the audio channels; a mask per target and
+        channel."""
+        return self.audio_channels, len(self.targets) * self.audio_channels
 
 
 @dataclass(frozen=True)
@@ -206,31 +169,12 @@ def spectrogram_masks(
     fn: Callable[[torch.Tensor], torch.Tensor],
     config: SpectrogramModelConfig,
     spectrum: torch.Tensor,
-    magnitude: torch.Tensor | None = None,
-    hide_cue: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Run a spectrogram model `fn` (the model, or tiling around it) on `spectrum` `(batch,
-    channels, bins, frames)`, complex or magnitudes, of any channel count; returns masks
-    `(batch, targets, channels, bins, frames)`. `magnitude`: `spectrum.abs()` of a complex
-    `spectrum`, if the caller has it already. `hide_cue`: `(batch,)` bools, items whose cue is
-    replaced by `MONO_CUE` (training's cue dropout).
-
-    A stereo input to a `stereo_cue` model goes in as its magnitudes plus the cue, and needs the
-    complex spectrogram (the cue is in the phases). Otherwise the magnitudes go through
-    `fold_channels` (a channel on its own has the cue `MONO_CUE`)."""
-    with_cue = config.stereo_cue and spectrum.shape[1] == config.audio_channels
-    if with_cue and not spectrum.is_complex():
-        raise ValueError(
-            "this model reads a stereo cue from the phases: give it the complex spectrogram "
-            "of a stereo input, not magnitudes"
-        )
-    if magnitude is None:
-        magnitude = spectrum.abs() if spectrum.is_complex() else spectrum
-    magnitude = magnitude.float()
-    if with_cue:
-        cue = stereo_cue(spectrum, magnitude, hide_cue).float()
-        return fn(torch.cat([magnitude, cue], dim=1))
-    return fold_channels(fn, magnitude, config.audio_channels)
+    channels, bins, frames)`, complex or magnitudes, of any channel count (`fold_channels`);
+    returns masks `(batch, targets, channels, bins, frames)`."""
+    magnitude = spectrum.abs() if spectrum.is_complex() else spectrum
+    return fold_channels(fn, magnitude.float(), config.audio_channels)
 
 
 class SeparationModel(CheckpointedModel):
@@ -266,11 +210,7 @@ class SeparationModel(CheckpointedModel):
 
 class SpectrogramMaskModel(SeparationModel):
     """Magnitude `(batch, audio_channels, band_bins, frames)` -> masks
-    `(batch, targets, audio_channels, band_bins, frames)` in [0, 1].
-
-    With `config.stereo_cue` the input may carry the cue as one more channel
-    (`spectrogram_masks`); without it the cue is `MONO_CUE` (what `fold_channels` gives: each
-    channel on its own)."""
+    `(batch, targets, audio_channels, band_bins, frames)` in [0, 1]."""
 
     model_type = "spectrogram-mask"
     config_class = SpectrogramModelConfig
@@ -293,17 +233,8 @@ class SpectrogramMaskModel(SeparationModel):
         return magnitude
 
     def forward(self, magnitude: torch.Tensor) -> torch.Tensor:
-        audio_channels = self.config.audio_channels
-        cue = None
-        if self.config.stereo_cue:
-            if magnitude.shape[1] == audio_channels + 1:
-                magnitude, cue = magnitude[:, :audio_channels], magnitude[:, audio_channels:]
-            else:
-                cue = magnitude.new_full((magnitude.shape[0], 1, *magnitude.shape[2:]), MONO_CUE)
         batch, channels, bins, frames = magnitude.shape
         features = (self.compress(magnitude) - self.input_offset) * self.input_scale
-        if cue is not None:
-            features = torch.cat([features, cue], dim=1)
         mask = self.network(features)  # (batch, targets * channels, bins, frames)
         return mask.reshape(batch, len(self.config.targets), channels, bins, frames)
 
@@ -356,7 +287,7 @@ MODEL_TYPES.register(WaveformModel.model_type, WaveformModel)
 
 class SpectrogramEnsemble(nn.Module):
     """Spectrogram masking models whose masks are averaged with `weights` (normalised to sum to
-    one; equal by default). The members may differ in STFT, band, network and stereo cue; they
+    one; equal by default). The members may differ in STFT, band and network; they
     share the sample rate, the targets and the audio channels. `config` is the first member's:
     the `Separator` takes its output STFT from it.
 

@@ -34,6 +34,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 import torch
 
+from ..core.device import select_device
 from ..core.errors import ConfigError
 from ..core.tiling import StreamingOverlapAdd, TilePlan, overlap_add
 from ..pretrained import resolve
@@ -60,23 +61,6 @@ ACCOMPANIMENT = "accompaniment"
 # for chunks to give the one-pass output with a little more context, long enough (about 170
 # frames at 44.1 kHz) to estimate a 2x2 covariance well.
 WIENER_WINDOW_SECONDS = 2.0
-
-
-def select_device(device: str | torch.device = "auto") -> torch.device:
-    """ "auto" picks CUDA, then MPS, then the CPU; an unavailable device is a `ValueError`."""
-    name = str(device)
-    if name == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        mps = getattr(torch.backends, "mps", None)
-        return torch.device("mps" if mps is not None and mps.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError("CUDA is not available on this machine; use --device cpu")
-    if name == "mps":
-        mps = getattr(torch.backends, "mps", None)
-        if mps is None or not mps.is_available():
-            raise ValueError("MPS is not available on this machine; use --device cpu")
-    return torch.device(name)
 
 
 def _align(samples: int, unit: int) -> int:
@@ -232,8 +216,8 @@ class Separator:
         self, spectrum: torch.Tensor, first_frame: int = 0, member: _Member | None = None
     ) -> torch.Tensor:
         """A spectrogram `(batch, channels, bins, frames)` at `member`'s STFT (default: the
-        first member's), complex (needed for a stereo cue) or magnitudes -> `member`'s band
-        masks `(batch, targets, channels, band, frames)`.
+        first member's), complex or magnitudes -> `member`'s band masks `(batch, targets,
+        channels, band, frames)`.
 
         The frame tiles start at multiples of the tile step of the song's frame index, where
         `first_frame` is the index of the first frame given, so that every chunk of a song sees
@@ -329,32 +313,14 @@ class Separator:
         return mask
 
     @torch.inference_mode()
-    def batch_masks(self, mixtures: torch.Tensor, stft: STFT) -> torch.Tensor:
-        """Full-band masks of a batch of short mixtures `(batch, channels, samples)` at the
-        model's rate, on the grid of `stft` (an STFT at the model's rate, frames centred at
-        multiples of its hop from sample 0): `(batch, targets, channels, bins, frames)`.
-
-        Each item is separated on its own in one piece (no chunks; the tiles start at its first
-        frame), as a training example is: a teacher's targets for a student (distillation)."""
-        if self.waveform:
-            raise ConfigError("batch_masks needs a spectrogram masking model")
-        mixtures = mixtures.to(self.device, torch.float32)
-
-        def analyse(member_stft: STFT) -> tuple[torch.Tensor, int]:
-            return member_stft(mixtures), 0
-
-        frames = stft.config.num_frames(mixtures.shape[-1])
-        return self._mask(analyse, self.sample_rate, stft, frames, 0)
-
-    @torch.inference_mode()
     def predict_mask(self, spectrogram: torch.Tensor) -> torch.Tensor:
         """Full-band soft masks, one per stem, for a spectrogram at the model's STFT.
 
         spectrogram: `(channels, bins, frames)` or `(batch, channels, bins, frames)` with
         `bins == model stft n_bins`, any channel count and number of frames: the complex STFT
-        that `stft(waveform, sample_rate)` gives, or its magnitude (`.abs()`). A model with a
-        stereo cue needs the complex spectrogram of a stereo input, and so does an ensemble
-        whose members use other STFTs (they analyse the waveform it holds).
+        that `stft(waveform, sample_rate)` gives, or its magnitude (`.abs()`). An ensemble
+        whose members use other STFTs needs the complex spectrogram (they analyse the waveform
+        it holds).
         Returns `(stems, channels, bins, frames)` (or with the batch axis first) on the CPU,
         in the order of `stems`. The residual stem (the accompaniment) gets `1 - ` the sum of
         the other masks, so the masks sum to one. `istft(mask * spectrogram)` of each stem is

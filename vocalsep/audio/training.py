@@ -50,7 +50,6 @@ from .models import (
 )
 from .stft import STFT
 
-LOSS_TARGETS = ("magnitude", "phase_sensitive")
 VALIDATION_SEED = 20170101  # fixed: the validation set never depends on the training seed
 
 
@@ -65,23 +64,8 @@ class SeparationTaskConfig(Config):
     architecture: the registered architecture the preset builds ("unet").
     data:         where examples come from (see `DataConfig`).
     loss:         a name in `vocalsep.core.losses.LOSSES` ("l1", "mse", "smooth_l1"), on masked
-                  magnitudes (spectrogram models) or stem waveforms (waveform models).
-    loss_target:  what a spectrogram model's masked magnitudes are compared with: "magnitude"
-                  (`|S|`, Jansson et al.) or "phase_sensitive" (`|S| cos(angle(S) - angle(X))`,
-                  truncated to `[0, |X|]`; Erdogan et al. 2015): the part of the target that is
-                  in phase with the mixture, which is all a mask on the mixture's phase can
-                  recover. It asks for less where the other stems cancel the target, which is
-                  what the waveform SDR rewards.
-    cue_dropout:  (models with `stereo_cue`) share of the training items whose stereo cue is
-                  replaced by "no stereo information", as for a mono song, so that the
-                  network keeps separating well without the cue (modality dropout).
-    teacher:      (spectrogram models) a separation checkpoint (one model or an ensemble, at
-                  the same sample rate, with the same targets) whose estimates the student
-                  also learns from (knowledge distillation): in training, the target of every
-                  bin is `(1 - teacher_weight) x` the true one `+ teacher_weight x` the
-                  teacher's masked mixture, both on the student's STFT. Validation still
-                  compares with the truth. Empty (the default): no teacher.
-    teacher_weight: the teacher's share of the training target, in [0, 1].
+                  magnitudes against the stems' magnitudes (spectrogram models, Jansson et
+                  al.) or on stem waveforms (waveform models).
     """
 
     model_type: str = "spectrogram-mask"
@@ -93,10 +77,6 @@ class SeparationTaskConfig(Config):
     network: dict[str, Any] = field(default_factory=dict)
     data: DataConfig = field(default_factory=DataConfig)
     loss: str = "l1"
-    loss_target: str = "magnitude"
-    cue_dropout: float = 0.0
-    teacher: str = ""
-    teacher_weight: float = 0.5
 
     def __post_init__(self) -> None:
         if self.model_type not in MODEL_TYPES:
@@ -110,20 +90,6 @@ class SeparationTaskConfig(Config):
             raise ConfigError(f"unknown preset {self.preset!r} (known: {PRESETS.names()})")
         if self.loss not in LOSSES:
             raise ConfigError(f"unknown loss {self.loss!r} (known: {LOSSES.names()})")
-        if self.loss_target not in LOSS_TARGETS:
-            raise ConfigError(
-                f"unknown loss_target {self.loss_target!r} (known: {', '.join(LOSS_TARGETS)})"
-            )
-        if self.loss_target != "magnitude" and self.model_type != "spectrogram-mask":
-            raise ConfigError("loss_target applies to spectrogram models only")
-        if not 0 <= self.cue_dropout <= 1:
-            raise ConfigError(f"cue_dropout must be in [0, 1], got {self.cue_dropout}")
-        if self.cue_dropout and not getattr(self.model, "stereo_cue", False):
-            raise ConfigError("cue_dropout needs a model with stereo_cue = true")
-        if not 0 <= self.teacher_weight <= 1:
-            raise ConfigError(f"teacher_weight must be in [0, 1], got {self.teacher_weight}")
-        if self.teacher and self.model_type != "spectrogram-mask":
-            raise ConfigError("teacher applies to spectrogram models only")
         if self.model.audio_channels not in (1, self.data.channels):
             raise ConfigError(
                 "model.audio_channels must be 1 (channels separately) or data.channels"
@@ -173,39 +139,6 @@ class SeparationTask:
         else:
             self.network_config()  # a mistyped `network` field fails here, before any data work
             self.stft = STFT(config.model.stft)
-        # A wrong teacher fails here, before any data work; its Separator is built on first use.
-        self._teacher_model = self._load_teacher() if config.teacher else None
-        self._teacher = None  # the teacher's Separator on the device of the last batch
-
-    def _load_teacher(self):
-        """`config.teacher`, loaded and checked against the student's rate and targets."""
-        from .models import SpectrogramEnsemble, SpectrogramMaskModel, load_model
-
-        model = load_model(self.config.teacher)
-        if not isinstance(model, SpectrogramMaskModel | SpectrogramEnsemble):
-            raise ConfigError(f"teacher {self.config.teacher}: not a spectrogram model")
-        student = self.config.model
-        if model.config.sample_rate != student.sample_rate:
-            raise ConfigError(
-                f"teacher {self.config.teacher}: {model.config.sample_rate} Hz, the student "
-                f"{student.sample_rate} Hz"
-            )
-        if list(model.config.targets) != list(student.targets):
-            raise ConfigError(
-                f"teacher {self.config.teacher}: targets {list(model.config.targets)}, the "
-                f"student {list(student.targets)}"
-            )
-        return model
-
-    def teacher(self, device: torch.device):
-        """The teacher's `Separator` on `device` (None without a teacher)."""
-        if self._teacher_model is None:
-            return None
-        if self._teacher is None or self._teacher.device.type != device.type:
-            from .separator import Separator
-
-            self._teacher = Separator(self._teacher_model, device=device)
-        return self._teacher
 
     # -- model ---------------------------------------------------------------------------------
 
@@ -301,28 +234,11 @@ class SeparationTask:
         """(estimated, target) band magnitudes `(batch, targets, channels, band, frames)`."""
         config = self.config.model
         band = config.band_bins
-        spectrum = self.stft(batch["mixture"])[..., :band, :]  # (batch, channels, band, T)
-        mixture = spectrum.abs()
-        stems = torch.stack(
-            [self.stft(batch[name])[..., :band, :] for name in config.targets], dim=1
+        mixture = self.stft(batch["mixture"])[..., :band, :].abs()  # (batch, channels, band, T)
+        targets = torch.stack(
+            [self.stft(batch[name])[..., :band, :].abs() for name in config.targets], dim=1
         )
-        if self.config.loss_target == "phase_sensitive":
-            phase = spectrum / mixture.clamp_min(1e-8)  # the mixture's phase
-            in_phase = (stems * phase[:, None].conj()).real
-            targets = torch.minimum(in_phase.clamp_min(0), mixture[:, None])
-        else:
-            targets = stems.abs()
-        teacher = self.teacher(spectrum.device) if model.training else None
-        if teacher is not None:
-            masks = teacher.batch_masks(batch["mixture"], self.stft)[..., :band, :].clone()
-            weight = self.config.teacher_weight
-            targets = (1 - weight) * targets + weight * masks * mixture[:, None]
-        hide_cue = None
-        if self.config.cue_dropout and model.training:
-            hide_cue = (
-                torch.rand(spectrum.shape[0], device=spectrum.device) < self.config.cue_dropout
-            )
-        mask = spectrogram_masks(model, config, spectrum, mixture, hide_cue)
+        mask = spectrogram_masks(model, config, mixture)
         return mask * mixture[:, None], targets
 
     def _stems(self, model: nn.Module, batch: dict[str, torch.Tensor]):

@@ -186,6 +186,15 @@ class CheckpointedModel(torch.nn.Module):
         model_class = cls._model_class(model_type)
         if model_class is None:
             raise CheckpointError(f"{source}: unsupported model type {model_type!r}")
+        # Fields an earlier version wrote and this one dropped: gone when they hold the value
+        # that meant "off", refused when the checkpoint relies on them.
+        for name, off in getattr(model_class.config_class, "retired_fields", {}).items():
+            if name in task_config and task_config.pop(name) != off:
+                raise CheckpointError(
+                    f"{source}: the model uses {name}, an experiment this vocalsep "
+                    f"{__version__} no longer has; load it with the vocalsep that made it "
+                    f"({checkpoint.vocalsep_version})"
+                )
         try:
             config = model_class.config_class.from_dict(task_config)
             network = network_config_class(checkpoint.architecture).from_dict(

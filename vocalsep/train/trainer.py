@@ -32,7 +32,8 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from ..core.checkpoint import load_checkpoint, load_weights, save_checkpoint
-from ..core.errors import CheckpointError, VocalsepError
+from ..core.device import select_device
+from ..core.errors import CheckpointError, ConfigError, VocalsepError
 from .config import OptimizerConfig, RunConfig
 from .task import ExampleSource, Task
 
@@ -88,16 +89,10 @@ class Distributed:
 
 
 def _device(name: str, dist: Distributed) -> torch.device:
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    if name.startswith("cuda"):
-        if not torch.cuda.is_available():
-            raise TrainingError("CUDA is not available on this machine; set trainer.device=cpu")
-        if name == "cuda":  # an explicit index: torch.cuda.set_device rejects a bare "cuda"
-            name = f"cuda:{dist.local_rank}"
-    if name == "mps" and not torch.backends.mps.is_available():
-        raise TrainingError("MPS is not available on this machine; set trainer.device=cpu")
-    return torch.device(name)
+    try:
+        return select_device(name, local_rank=dist.local_rank)
+    except ConfigError as error:
+        raise TrainingError(f"{error} (trainer.device)") from None
 
 
 # -- data -----------------------------------------------------------------------------------

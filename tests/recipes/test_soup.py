@@ -1,11 +1,11 @@
-"""Weight averaging of checkpoints (`vocalsep.core.soup`)."""
+"""Weight averaging of checkpoints (recipes/synthetic/soup.py)."""
 
 import pytest
 import torch
+from soup import average_checkpoints
 
 from vocalsep.core.checkpoint import Checkpoint, save_checkpoint
 from vocalsep.core.errors import CheckpointError
-from vocalsep.core.soup import average_checkpoints
 
 
 def write(tmp_path, name, seed, width=3, **changes):

@@ -2,10 +2,10 @@
 
 import pytest
 import torch
+from widen import widen_unet
 
 from vocalsep.core.errors import ConfigError
 from vocalsep.core.unet import EncoderDecoder, preset
-from vocalsep.core.widen import widen_unet
 
 
 def _trained_looking(config, seed=0):

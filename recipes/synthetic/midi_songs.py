@@ -1,20 +1,23 @@
 """Band-style accompaniment: random songs composed as standard MIDI, rendered with fluidsynth.
 
-A song is drums, a bass line and two to four comping parts (piano, guitars, organ, strings,
-pads, synths) over a chord progression in a random key, in one of five styles (pop, rock,
-funk, ballad, electronic), with sections (intro, verses, choruses, a bridge, an outro) that
-change groove, instruments and intensity, drum fills into each section, swing, and humanised
-velocity and timing. There is deliberately no melody: no lead instrument, no choir, voice or
-lead-synth program (`FORBIDDEN_PROGRAMS`), so the audio is safe to use as "accompaniment" when
-training a singing-voice separator.
+Training-data tooling for `render_band.py` next to this file (it is not part of the vocalsep
+package). A song is drums, a bass line and two to four comping parts (piano, guitars, organ,
+strings, pads, synths) over a chord progression in a random key, in one of five styles (pop,
+rock, funk, ballad, electronic), with sections (intro, verses, choruses, a bridge, an outro)
+that change groove, instruments and intensity, drum fills into each section, swing, and
+humanised velocity and timing. There is deliberately no melody: no lead instrument, no choir,
+voice or lead-synth program (`FORBIDDEN_PROGRAMS`), so the audio is safe to use as
+"accompaniment" when training a singing-voice separator.
 
-The MIDI file is a pure function of the random generator (same seed, same bytes); rendering runs
-the `fluidsynth` command line with a General MIDI soundfont (Debian: `apt-get install fluidsynth
-fluid-soundfont-gm`). Times inside a song are in beats (quarter notes) from its start.
+The MIDI file (written with mido) is a pure function of the random generator (same seed, same
+bytes); rendering runs the `fluidsynth` command line with a General MIDI soundfont (Debian:
+`apt-get install fluidsynth fluid-soundfont-gm`). Times inside a song are in beats (quarter
+notes) from its start.
 """
 
 from __future__ import annotations
 
+import io
 import os
 import shutil
 import subprocess
@@ -24,11 +27,12 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TypeVar
 
+import mido
 import numpy as np
 
-from ..core.errors import VocalsepError
-from . import augment
-from .io import load_audio, write_audio
+from vocalsep.audio import augment
+from vocalsep.audio.io import load_audio, write_audio
+from vocalsep.core.errors import VocalsepError
 
 INSTALL_FLUIDSYNTH = "apt-get install fluidsynth fluid-soundfont-gm"
 SOUNDFONT_PATHS = (
@@ -91,45 +95,35 @@ class Song:
         return self.beats * 60 / self.tempo
 
 
-# -- the standard MIDI file writer ------------------------------------------------------------
+# -- the standard MIDI file -------------------------------------------------------------------
+
+_Event = tuple[int, int, "mido.Message | mido.MetaMessage"]  # (tick, order, message)
 
 
-def _variable_length(value: int) -> bytes:
-    """A MIDI variable-length quantity: 7 bits per byte, high bit set on all but the last."""
-    out = [value & 0x7F]
-    value >>= 7
-    while value:
-        out.append(0x80 | (value & 0x7F))
-        value >>= 7
-    return bytes(reversed(out))
-
-
-def _meta(kind: int, data: bytes) -> bytes:
-    return bytes([0xFF, kind]) + _variable_length(len(data)) + data
-
-
-def _track_chunk(events: list[tuple[int, int, bytes]], end_tick: int) -> bytes:
-    """`events`: (tick, order, message); at one tick, lower `order` first (setup, offs, ons)."""
-    body, now = bytearray(), 0
+def _track(events: list[_Event], end_tick: int) -> mido.MidiTrack:
+    """`events` in time order, at one tick lower `order` first (setup, offs, ons), with delta
+    times; the track ends at `end_tick` (or at its last event, if that is later)."""
+    track, now = mido.MidiTrack(), 0
     for tick, _, message in sorted(events, key=lambda event: (event[0], event[1])):
-        body += _variable_length(tick - now) + message
+        track.append(message.copy(time=tick - now))
         now = tick
-    body += _variable_length(max(0, end_tick - now)) + _meta(0x2F, b"")
-    return b"MTrk" + len(body).to_bytes(4, "big") + bytes(body)
+    track.append(mido.MetaMessage("end_of_track", time=max(0, end_tick - now)))
+    return track
 
 
 def _ticks(beats: float) -> int:
     return max(0, round(beats * TICKS_PER_BEAT))
 
 
-def _part_events(part: Part) -> list[tuple[int, int, bytes]]:
+def _part_events(part: Part) -> list[_Event]:
     channel = part.channel
-    events = [
-        (0, 0, _meta(0x03, part.name.encode("ascii", "replace"))),
-        (0, 0, bytes([0xB0 | channel, 7, part.volume])),
-        (0, 0, bytes([0xB0 | channel, 10, part.pan])),
-        (0, 0, bytes([0xB0 | channel, 91, part.reverb])),
-        (0, 0, bytes([0xC0 | channel, part.program])),
+    name = part.name.encode("ascii", "replace").decode("ascii")
+    events: list[_Event] = [
+        (0, 0, mido.MetaMessage("track_name", name=name)),
+        (0, 0, mido.Message("control_change", channel=channel, control=7, value=part.volume)),
+        (0, 0, mido.Message("control_change", channel=channel, control=10, value=part.pan)),
+        (0, 0, mido.Message("control_change", channel=channel, control=91, value=part.reverb)),
+        (0, 0, mido.Message("program_change", channel=channel, program=part.program)),
     ]
     # A repeated pitch must end before it sounds again, or the older note-off would cut it.
     spans: dict[int, list[tuple[int, int, int]]] = {}
@@ -142,25 +136,32 @@ def _part_events(part: Part) -> list[tuple[int, int, bytes]]:
         for index, (start, end, velocity) in enumerate(notes):
             if index + 1 < len(notes):
                 end = max(start + 1, min(end, notes[index + 1][0]))
-            events.append((start, 2, bytes([0x90 | channel, pitch, velocity])))
-            events.append((end, 1, bytes([0x80 | channel, pitch, 64])))
+            on = mido.Message("note_on", channel=channel, note=pitch, velocity=velocity)
+            off = mido.Message("note_off", channel=channel, note=pitch, velocity=64)
+            events += [(start, 2, on), (end, 1, off)]
     return events
 
 
-def midi_bytes(song: Song) -> bytes:
+def midi_file(song: Song) -> mido.MidiFile:
     """`song` as a format-1 standard MIDI file: a tempo track, then one track per part."""
     end_tick = _ticks(song.beats)
-    microseconds = round(60_000_000 / song.tempo)
-    conductor = [
-        (0, 0, _meta(0x51, microseconds.to_bytes(3, "big"))),
-        (0, 0, _meta(0x58, bytes([4, 2, 24, 8]))),  # 4/4, 24 clocks per click, 8 32nds a beat
-    ]
-    tracks = [_track_chunk(conductor, end_tick)]
-    tracks += [_track_chunk(_part_events(part), end_tick) for part in song.parts]
-    header = b"MThd" + (6).to_bytes(4, "big")
-    header += (1).to_bytes(2, "big") + len(tracks).to_bytes(2, "big")
-    header += TICKS_PER_BEAT.to_bytes(2, "big")
-    return header + b"".join(tracks)
+    conductor: list[_Event] = [
+        (0, 0, mido.MetaMessage("set_tempo", tempo=round(60_000_000 / song.tempo))),
+        # 4/4, 24 MIDI clocks per metronome click, 8 32nd notes per beat
+        (0, 0, mido.MetaMessage("time_signature", numerator=4, denominator=4,
+                                clocks_per_click=24, notated_32nd_notes_per_beat=8)),
+    ]  # fmt: skip
+    midi = mido.MidiFile(type=1, ticks_per_beat=TICKS_PER_BEAT)
+    midi.tracks.append(_track(conductor, end_tick))
+    midi.tracks += [_track(_part_events(part), end_tick) for part in song.parts]
+    return midi
+
+
+def midi_bytes(song: Song) -> bytes:
+    """The bytes of `midi_file(song)` as mido writes them (with running status)."""
+    buffer = io.BytesIO()
+    midi_file(song).save(file=buffer)
+    return buffer.getvalue()
 
 
 # -- musical material -------------------------------------------------------------------------
