@@ -20,8 +20,9 @@ import torch
 
 from .audio import plot as audio_plot
 from .audio.errors import AudioWriteError, InvalidAudioError
-from .audio.io import AUDIO_EXTENSIONS, AudioReader, AudioWriter, decode
+from .audio.io import AUDIO_EXTENSIONS, AudioReader, decode
 from .audio.separator import Separator
+from .audio.writer import AudioWriter
 from .core.config import FieldError
 from .core.device import select_device
 from .core.errors import ConfigError, VocalsepError

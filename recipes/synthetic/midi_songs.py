@@ -31,7 +31,8 @@ import mido
 import numpy as np
 
 from vocalsep.audio import augment
-from vocalsep.audio.io import load_audio, write_audio
+from vocalsep.audio.io import load_audio
+from vocalsep.audio.writer import write_audio
 from vocalsep.core.errors import VocalsepError
 
 INSTALL_FLUIDSYNTH = "apt-get install fluidsynth fluid-soundfont-gm"

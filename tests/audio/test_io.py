@@ -17,13 +17,12 @@ from vocalsep.audio.errors import AudioDecodeError, AudioWriteError, InvalidAudi
 from vocalsep.audio.io import (
     AUDIO_EXTENSIONS,
     AudioInfo,
-    AudioWriter,
     check_audio,
     load_audio,
     open_audio,
     resample,
-    write_audio,
 )
+from vocalsep.audio.writer import AudioWriter, write_audio
 from vocalsep.core.errors import OutputExistsError, VocalsepError, VocalsepWarning
 
 SR = 16000

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .io import write_audio
+from .writer import write_audio
 
 
 def _note(rng: np.random.Generator, sample_rate: int, seconds: float, f0: float) -> np.ndarray:

@@ -292,7 +292,7 @@ class SeparationTask:
         self, folder: str | Path, count: int, seed: int, split: str = "train"
     ) -> list[Path]:
         """Write `count` examples as `folder/<index>/{mixture,vocals,accompaniment}.wav`."""
-        from .io import write_audio
+        from .writer import write_audio
 
         dataset = self._dataset(split, seed if split == "train" else VALIDATION_SEED)
         written = []
