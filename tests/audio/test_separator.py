@@ -25,7 +25,8 @@ class ConstantMask(torch.nn.Module):
 def with_network(separator, network):
     """`separator` with `network` (a stand-in module) in place of its model's."""
     separator.model = network
-    separator._members = [replace(separator._members[0], model=network)]
+    masker = separator._masker
+    masker.members = [replace(masker.members[0], model=network)]
     return separator
 
 

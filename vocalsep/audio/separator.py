@@ -29,7 +29,7 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
 import numpy as np
 import torch
@@ -41,44 +41,24 @@ from ..pretrained import resolve
 from .errors import InvalidAudioError
 from .io import check_audio, resample
 from .layout import channels_first
+from .masking import WIENER_WINDOW_SECONDS, SpectrogramMasker
 from .models import (
     TASK,
     SeparationModel,
     SpectrogramEnsemble,
-    SpectrogramMaskModel,
-    SpectrogramModelConfig,
     WaveformModel,
     fold_channels,
     load_model,
-    spectrogram_masks,
 )
-from .postfilter import wiener
 from .stft import STFT, fast_fft_length
 
 ProgressFn = Callable[[int, "int | None"], None]
 ACCOMPANIMENT = "accompaniment"
-# The Wiener post-filter's spatial covariances average +-2 s around each frame: local enough
-# for chunks to give the one-pass output with a little more context, long enough (about 170
-# frames at 44.1 kHz) to estimate a 2x2 covariance well.
-WIENER_WINDOW_SECONDS = 2.0
 
 
 def _align(samples: int, unit: int) -> int:
     """`samples` rounded up to a multiple of `unit`."""
     return math.ceil(samples / unit) * unit
-
-
-def _interpolate(values: torch.Tensor, positions: torch.Tensor, dim: int) -> torch.Tensor:
-    """Linear interpolation of `values` along `dim` at fractional `positions` (clamped)."""
-    size = values.shape[dim]
-    positions = positions.clamp(0, size - 1)
-    low = positions.floor().long()
-    high = (low + 1).clamp(max=size - 1)
-    weight = (positions - low).to(values.dtype)
-    shape = [1] * values.dim()
-    shape[dim] = -1
-    weight = weight.reshape(shape)
-    return values.index_select(dim, low) * (1 - weight) + values.index_select(dim, high) * weight
 
 
 def _song_grid_stft(stft: STFT, signal: torch.Tensor, start: int) -> tuple[torch.Tensor, int, int]:
@@ -89,19 +69,6 @@ def _song_grid_stft(stft: STFT, signal: torch.Tensor, start: int) -> tuple[torch
     lead = start % hop
     spectrum = stft(torch.nn.functional.pad(signal, (lead, 0)))
     return spectrum, (start - lead) // hop, lead
-
-
-@dataclass(frozen=True)
-class _Member:
-    """One spectrogram masking model of a separator (the only one, or one of an ensemble)."""
-
-    model: SpectrogramMaskModel
-    stft: STFT  # the model's own analysis (one object per distinct STFT config)
-    weight: float
-
-    @property
-    def config(self) -> SpectrogramModelConfig:
-        return self.model.config
 
 
 class Separator:
@@ -168,17 +135,8 @@ class Separator:
             self._sample_plan = TilePlan(step + overlap, overlap, context)
         else:
             self._difference = False
-            self._model_stft = STFT(self.config.stft)
-            members = (
-                list(zip(model.members, model.weights, strict=True))
-                if isinstance(model, SpectrogramEnsemble)
-                else [(model, 1.0)]
-            )
-            stfts = {self.config.stft: self._model_stft}
-            self._members = [
-                _Member(member, stfts.setdefault(member.config.stft, STFT(member.config.stft)), w)
-                for member, w in members
-            ]
+            self._masker = SpectrogramMasker(model, self.device, self.tile_batch)
+            self._model_stft = self._masker.stft
 
     @classmethod
     def from_pretrained(cls, name_or_path: str | os.PathLike | None = None, **kwargs) -> Separator:
@@ -206,111 +164,10 @@ class Separator:
         sample for a waveform model)."""
         if self.waveform:
             return 1
-        n_fft = max(member.config.stft.n_fft for member in self._members)
+        n_fft = max(member.config.stft.n_fft for member in self._masker.members)
         return math.ceil(n_fft * sample_rate / self.config.sample_rate)
 
     # -- masks ---------------------------------------------------------------------------
-
-    @torch.inference_mode()
-    def _band_mask(
-        self, spectrum: torch.Tensor, first_frame: int = 0, member: _Member | None = None
-    ) -> torch.Tensor:
-        """A spectrogram `(batch, channels, bins, frames)` at `member`'s STFT (default: the
-        first member's), complex or magnitudes -> `member`'s band masks `(batch, targets,
-        channels, band, frames)`.
-
-        The frame tiles start at multiples of the tile step of the song's frame index, where
-        `first_frame` is the index of the first frame given, so that every chunk of a song sees
-        the same tiles. Channels are folded to what the network takes: as they are when the
-        counts agree, otherwise each channel on its own, copied to every network channel, masks
-        averaged (`spectrogram_masks`).
-        """
-        member = member or self._members[0]
-        config = member.config
-        band = spectrum[:, :, : config.band_bins].to(self.device)
-        if not band.is_complex():
-            band = band.float()
-        plan = TilePlan(config.tile_frames, config.tile_overlap, config.tile_context)
-        return spectrogram_masks(
-            lambda tile: overlap_add(
-                member.model, tile, [plan], origins=[first_frame], batch=self.tile_batch
-            ),
-            config,
-            band,
-        )
-
-    @staticmethod
-    def _extension(band_mask: torch.Tensor, mode: str) -> torch.Tensor:
-        """Mask value above the band, per frame: `(..., band, frames)` -> `(..., 1, frames)`,
-        as `mode` (a config's `mask_extension`) says."""
-        if mode == "zeros":
-            return band_mask.new_zeros((*band_mask.shape[:-2], 1, band_mask.shape[-1]))
-        if mode == "ones":
-            return band_mask.new_ones((*band_mask.shape[:-2], 1, band_mask.shape[-1]))
-        top = max(1, band_mask.shape[-2] // 8)
-        return band_mask[..., -top:, :].mean(dim=-2, keepdim=True)
-
-    def _full_mask(
-        self,
-        band_mask: torch.Tensor,
-        sample_rate: int,
-        stft: STFT,
-        frames: int,
-        first_frame: int = 0,
-        first_model_frame: int = 0,
-        member: _Member | None = None,
-    ) -> torch.Tensor:
-        """Map `member`'s (default: the first member's) band masks `(..., band, model_frames)`
-        onto the grid of `stft` at `sample_rate` with `frames` frames: `(..., stft bins,
-        frames)`, extended above the band. The first frames of the two grids have the song's
-        frame indices `first_frame` (of `stft`) and `first_model_frame` (of the model's STFT)."""
-        model = (member or self._members[0]).config
-        n_bins, band = stft.n_bins, band_mask.shape[-2]
-        # Frame j of the target grid sits at the time of model frame j * time_ratio.
-        time_ratio = (stft.config.hop_length / sample_rate) / (
-            model.stft.hop_length / model.sample_rate
-        )
-        if sample_rate != model.sample_rate or time_ratio != 1 or first_frame != first_model_frame:
-            index = torch.arange(frames, device=band_mask.device, dtype=torch.float64)
-            times = (index + first_frame) * time_ratio - first_model_frame
-            band_mask = _interpolate(band_mask, times, dim=-1)
-        bin_ratio = (sample_rate / stft.fft_length) / (model.sample_rate / model.stft.n_fft)
-        positions = torch.arange(n_bins, device=band_mask.device, dtype=torch.float64) * bin_ratio
-        inside = int((positions <= band - 1 + 1e-9).sum())
-        if bin_ratio == 1.0:
-            inside_mask = band_mask[..., :inside, :]
-        else:
-            inside_mask = _interpolate(band_mask, positions[:inside], dim=-2)
-        above = self._extension(band_mask, model.mask_extension)
-        above = above.expand(*band_mask.shape[:-2], n_bins - inside, -1)
-        return torch.cat([inside_mask, above], dim=-2)
-
-    def _mask(
-        self,
-        analyse: Callable[[STFT], tuple[torch.Tensor, int]],
-        sample_rate: int,
-        stft: STFT,
-        frames: int,
-        first_frame: int,
-    ) -> torch.Tensor:
-        """Full masks on the grid of `stft` (`(batch, targets, channels, bins, frames)`): the
-        members' masks, mapped onto that grid, weighted and summed. `analyse(member_stft)`
-        gives `(spectrum (batch, channels, bins, frames), first model frame)` at a member's
-        STFT; it is called once per distinct STFT."""
-        analyses: dict[STFT, tuple[torch.Tensor, int]] = {}
-        mask = None
-        for member in self._members:
-            if member.stft not in analyses:
-                analyses[member.stft] = analyse(member.stft)
-            analysis, first_model_frame = analyses[member.stft]
-            band_mask = self._band_mask(analysis, first_model_frame, member)
-            part = self._full_mask(
-                band_mask, sample_rate, stft, frames, first_frame, first_model_frame, member
-            )
-            if member.weight != 1.0:
-                part = part * member.weight
-            mask = part if mask is None else mask + part
-        return mask
 
     @torch.inference_mode()
     def predict_mask(self, spectrogram: torch.Tensor) -> torch.Tensor:
@@ -356,7 +213,7 @@ class Separator:
                 waveform = self._model_stft.inverse(magnitude, (frames - 1) * hop)
             return member_stft(waveform), 0
 
-        mask = self._mask(analyse, self.sample_rate, self._model_stft, frames, 0).cpu()
+        mask = self._masker.masks(analyse, self.sample_rate, self._model_stft, frames, 0).cpu()
         masks = dict(zip(self.config.targets, mask.unbind(1), strict=True))
         residual = self._residual_stem
         if residual is not None:
@@ -430,21 +287,9 @@ class Separator:
             analysis, first_model_frame, _ = _song_grid_stft(member_stft, resampled, model_start)
             return analysis[None], first_model_frame
 
-        mask = self._mask(analyse, sample_rate, stft, spectrum.shape[-1], first_frame)[0]
-        estimates = mask * spectrum[None]
-        if self.wiener_iterations:
-            # The post-filter needs every source: add the residual as one more.
-            residual = (1 - mask.sum(dim=0, keepdim=True)).clamp_min(0) * spectrum[None]
-            if ACCOMPANIMENT in self.config.targets:
-                residual = residual[:0]
-            sources = torch.cat([estimates, residual])
-            window = self._wiener_window(stft, sample_rate)
-            estimates = wiener(sources, spectrum, self.wiener_iterations, window)[: len(mask)]
+        mask = self._masker.masks(analyse, sample_rate, stft, spectrum.shape[-1], first_frame)[0]
+        estimates = self._masker.wiener(mask, spectrum, self.wiener_iterations, sample_rate, stft)
         return stft.inverse(estimates, lead + length)[..., lead:].cpu()
-
-    def _wiener_window(self, stft: STFT, sample_rate: int) -> int:
-        """The Wiener filter's covariance window (half-width, frames of `stft`)."""
-        return max(1, round(WIENER_WINDOW_SECONDS * sample_rate / stft.config.hop_length))
 
     def _chunk_plan(self, sample_rate: int) -> TilePlan:
         """Time-domain chunking at `sample_rate`, such that a chunked song gives the same
@@ -471,7 +316,7 @@ class Separator:
                 (member.config.tile_frames + 2 * member.config.tile_context + 4)
                 * member.config.stft.hop_length
                 + member.config.stft.n_fft
-                for member in self._members
+                for member in self._masker.members
             )
             if self.wiener_iterations:  # each EM step reaches one covariance window further
                 stft = config.stft  # the Wiener filter's window, rounded to frames, + a frame
