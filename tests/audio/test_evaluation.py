@@ -17,13 +17,12 @@ from vocalsep.audio.evaluation import (
     EvaluationResult,
     bss_eval,
     evaluate_tracks,
-    format_comparison,
     irm_estimates,
     mixture_estimates,
-    published_results,
     score_track,
     separator_estimator,
 )
+from vocalsep.audio.published import format_comparison, published_results
 from vocalsep.audio.separator import Separator
 from vocalsep.audio.tracks import TrackError, find_folder_tracks, load_track
 from vocalsep.core.errors import OutputExistsError

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import tempfile
 import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -25,6 +24,7 @@ import numpy as np
 
 from ..core.config import Config
 from ..core.errors import ConfigError, VocalsepError
+from ..core.files import atomic_file
 from . import augment
 from .io import AUDIO_EXTENSIONS, load_audio, resample
 
@@ -134,15 +134,8 @@ def cached_array(cache_dir: Path | None, key: str, compute: Callable[[], np.ndar
     target = cache_dir / f"{hashlib.sha1(key.encode()).hexdigest()}.npy"
     if not target.exists():
         array = compute()
-        cache_dir.mkdir(parents=True, exist_ok=True)
-        handle, temp = tempfile.mkstemp(dir=cache_dir, suffix=".partial")
-        try:
-            with os.fdopen(handle, "wb") as file:
-                np.save(file, array)
-            os.replace(temp, target)
-        except BaseException:
-            Path(temp).unlink(missing_ok=True)
-            raise
+        with atomic_file(target) as temp, open(temp, "wb") as file:
+            np.save(file, array)
     return np.load(target, mmap_mode="r")
 
 

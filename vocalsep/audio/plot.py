@@ -18,8 +18,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..core.errors import ConfigError, OutputExistsError
-from ..core.files import reserve_temp
+from ..core.errors import ConfigError
+from ..core.files import atomic_file
 from .stft import STFT, STFTConfig
 
 MAX_COLUMNS = 2048
@@ -148,15 +148,6 @@ def draw(
     figure.colorbar(image, ax=list(axes), format="%+.0f dB", pad=0.01)
     if title:
         figure.suptitle(title)
-    if os.path.lexists(path) and not overwrite:
-        raise OutputExistsError(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temp = reserve_temp(path)
-    try:
+    with atomic_file(path, overwrite=overwrite) as temp:
         figure.savefig(temp, format="png", dpi=100)
-        if os.path.lexists(path) and not overwrite:  # appeared while we drew
-            raise OutputExistsError(path)
-        os.replace(temp, path)
-    finally:
-        temp.unlink(missing_ok=True)
     return path

@@ -27,7 +27,7 @@ import torch
 
 from .._version import __version__
 from .errors import CheckpointError, VocalsepError
-from .files import reserve_temp
+from .files import atomic_file
 
 FORMAT = "vocalsep-checkpoint"
 FORMAT_VERSION = 1
@@ -68,15 +68,8 @@ class Checkpoint:
 def save_checkpoint(checkpoint: Checkpoint, path: str | os.PathLike) -> Path:
     """Write `checkpoint` to `path` atomically (temp file in the same folder, then rename)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temp = reserve_temp(path)  # not mkstemp: that would leave the file readable by its owner only
-    try:
-        with open(temp, "wb") as file:
-            torch.save(checkpoint.to_dict(), file)
-        os.replace(temp, path)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
+    with atomic_file(path) as temp, open(temp, "wb") as file:
+        torch.save(checkpoint.to_dict(), file)
     return path
 
 
