@@ -18,7 +18,8 @@ from vocalsep.core.checkpoint import load_checkpoint
 from vocalsep.core.errors import CheckpointError, ConfigError
 from vocalsep.train import TrainingError, TrainingInterrupted, load_run_config
 from vocalsep.train.config import OptimizerConfig, apply_overrides, parse_override
-from vocalsep.train.trainer import LRSchedule, _batches, _DeferredInterrupts
+from vocalsep.train.optim import LRSchedule
+from vocalsep.train.runtime import _batches, _DeferredInterrupts
 
 
 def validations(run_dir):
@@ -240,7 +241,7 @@ def test_init_from_starts_with_the_given_weights(tiny_config, tmp_path):
 
 def test_cuda_device_always_gets_an_index(monkeypatch):
     # torch.cuda.set_device(torch.device("cuda")) raises; the trainer must name the GPU.
-    from vocalsep.train.trainer import Distributed, _device
+    from vocalsep.train.runtime import Distributed, _device
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     assert _device("cuda", Distributed()) == torch.device("cuda:0")
