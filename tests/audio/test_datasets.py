@@ -10,15 +10,13 @@ from support import MUSDB_TRAIN, MUSDB_VALID, synth, write_musdb_wav, write_wav
 
 from vocalsep.audio import augment
 from vocalsep.audio.datasets import (
-    AudioPool,
     AugmentConfig,
     DatasetError,
     ExcerptSpec,
-    SourceSpec,
     SynthesizedConfig,
     SynthesizedMixtures,
-    split_files,
 )
+from vocalsep.audio.pools import AudioPool, SourceSpec, split_files
 from vocalsep.audio.toy import write_toy_sources
 
 RATE = 8000

@@ -8,15 +8,8 @@ from pathlib import Path
 import numpy as np
 
 from .augment import fit_length
-from .datasets import (
-    DatasetError,
-    Example,
-    ExampleSource,
-    ExcerptSpec,
-    FolderConfig,
-    _hash_share,
-    _salted_rng,
-)
+from .datasets import Example, ExampleSource, ExcerptSpec, FolderConfig, _salted_rng
+from .pools import DatasetError, _hash_share
 from .tracks import conform, find_folder_tracks, load_track
 
 

@@ -30,14 +30,7 @@ from ..core.config import Config, FieldError
 from ..core.errors import ConfigError
 from ..core.losses import LOSSES
 from ..core.unet import PRESETS, preset
-from .datasets import (
-    STEMS,
-    DataConfig,
-    DatasetError,
-    ExcerptSpec,
-    MusdbMixtures,
-    SynthesizedMixtures,
-)
+from .datasets import DataConfig, ExcerptSpec, MusdbMixtures, SynthesizedMixtures
 from .metrics import signal_to_distortion_ratio
 from .models import (
     MODEL_TYPES,
@@ -48,7 +41,9 @@ from .models import (
     spectrogram_masks,
     waveform_context,
 )
+from .pools import DatasetError
 from .stft import STFT
+from .tracks import STEMS
 
 VALIDATION_SEED = 20170101  # fixed: the validation set never depends on the training seed
 

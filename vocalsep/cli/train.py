@@ -94,7 +94,7 @@ def _train(args: argparse.Namespace) -> int:
 
 def _data_hint(error: Exception, config: Path) -> str:
     """Where a recipe says how to get its data, for an error about missing training data."""
-    from ..audio.datasets import DatasetError as AudioDatasetError
+    from ..audio.pools import DatasetError as AudioDatasetError
     from ..audio.tracks import TrackError
     from ..image.errors import DatasetError as ImageDatasetError
 
