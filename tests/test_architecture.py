@@ -87,3 +87,25 @@ def test_image_and_audio_never_import_each_other():
     # Separating audio through the public API does not load the image side either.
     modules = imported_modules("import vocalsep.api")
     assert not {m for m in modules if m.startswith("vocalsep.image")} and "PIL" not in modules
+
+
+def test_no_module_of_the_package_is_over_500_lines():
+    """A longer module is a sign to split it (the package holds the product, not the lab)."""
+    long = {
+        str(path.relative_to(ROOT)): count
+        for path in (ROOT / "vocalsep").rglob("*.py")
+        if (count := len(path.read_text(encoding="utf-8").splitlines())) > 500
+    }
+    assert not long, long
+
+
+def test_training_data_generators_stay_in_recipes():
+    """MIDI composition and fluidsynth rendering are recipe tooling (recipes/synthetic)."""
+    for path in (ROOT / "vocalsep").rglob("*.py"):
+        text = path.read_text(encoding="utf-8").lower()
+        assert "fluidsynth" not in text and "midi" not in text, path
+
+
+def test_import_vocalsep_api_loads_no_trainer():
+    modules = imported_modules("import vocalsep.api")
+    assert not {m for m in modules if m.startswith("vocalsep.train")}

@@ -22,7 +22,8 @@ import torch
 
 from vocalsep.core.checkpoint import load_checkpoint, save_checkpoint
 from vocalsep.core.errors import ConfigError, VocalsepError
-from vocalsep.core.unet import EncoderDecoderConfig, network_config_class
+from vocalsep.core.networks import network_config_class
+from vocalsep.core.unet import EncoderDecoderConfig
 
 # -- widening ----------------------------------------------------------------------------------
 # Function-preserving widening of a trained U-Net (Net2WiderNet, Chen et al. 2016).

@@ -6,16 +6,9 @@ import pytest
 import torch
 from torch import nn
 
+from vocalsep.core import ARCHITECTURES, build_network, network_config_class
 from vocalsep.core.errors import ConfigError
-from vocalsep.core.unet import (
-    ARCHITECTURES,
-    PRESETS,
-    EncoderDecoder,
-    EncoderDecoderConfig,
-    build_network,
-    network_config_class,
-    preset,
-)
+from vocalsep.core.unet import PRESETS, EncoderDecoder, EncoderDecoderConfig, preset
 
 
 @pytest.fixture

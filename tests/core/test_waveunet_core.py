@@ -5,9 +5,10 @@ import pytest
 import torch
 from torch import nn
 
+from vocalsep.core import build_network
 from vocalsep.core.blocks import LearnedInterpolation
 from vocalsep.core.errors import ConfigError
-from vocalsep.core.unet import EncoderDecoderConfig, build_network, preset
+from vocalsep.core.unet import EncoderDecoderConfig, preset
 
 
 def test_learned_interpolation_starts_linear_on_the_decimation_grid():

@@ -26,8 +26,8 @@ from torch import nn
 from ..core.checkpoint import Checkpoint, CheckpointedModel, load_checkpoint, save_checkpoint
 from ..core.config import Config
 from ..core.errors import CheckpointError, ConfigError
+from ..core.networks import build_network
 from ..core.registry import Registry
-from ..core.unet import build_network
 from .stft import STFTConfig
 
 TASK = "audio-separation"
@@ -217,8 +217,12 @@ class SpectrogramMaskModel(SeparationModel):
 
     def __init__(self, config: SpectrogramModelConfig, architecture: str, network: Config) -> None:
         super().__init__(config, architecture, network)
-        if getattr(network, "head", "mask") != "mask":
+        # A network whose config has a head field must emit masks; one without a head field
+        # emits logits, and the model turns them into masks.
+        head = getattr(network, "head", None)
+        if head not in (None, "mask"):
             raise ConfigError("a spectrogram masking model needs a network with a 'mask' head")
+        self.to_mask = nn.Sigmoid() if head is None else nn.Identity()
         # Per-bin affine input normalisation (as in Open-Unmix): lets training equalise the
         # strongly sloped music spectrum; starts as the identity.
         self.input_offset = nn.Parameter(torch.zeros(config.band_bins, 1))
@@ -235,7 +239,7 @@ class SpectrogramMaskModel(SeparationModel):
     def forward(self, magnitude: torch.Tensor) -> torch.Tensor:
         batch, channels, bins, frames = magnitude.shape
         features = (self.compress(magnitude) - self.input_offset) * self.input_scale
-        mask = self.network(features)  # (batch, targets * channels, bins, frames)
+        mask = self.to_mask(self.network(features))  # (batch, targets * channels, bins, frames)
         return mask.reshape(batch, len(self.config.targets), channels, bins, frames)
 
 

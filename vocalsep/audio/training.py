@@ -29,6 +29,7 @@ from ..core.checkpoint import Checkpoint
 from ..core.config import Config, FieldError
 from ..core.errors import ConfigError
 from ..core.losses import LOSSES
+from ..core.networks import architecture_names, network_config
 from ..core.unet import PRESETS, preset
 from .datasets import DataConfig, ExcerptSpec, MusdbMixtures, SynthesizedMixtures
 from .metrics import signal_to_distortion_ratio
@@ -53,10 +54,11 @@ class SeparationTaskConfig(Config):
     """model_type: "spectrogram-mask" (the default) or "waveform": the kind of `model`.
     model:        a `SpectrogramModelConfig` (rate, STFT, band, targets, channels, compression)
                   or a `WaveformModelConfig` (rate, targets, channels, output, tiling).
-    preset:       a network preset of `vocalsep.core.unet.PRESETS` (e.g. "jansson2017",
-                  "waveunet") ...
-    network:      ... with these fields replaced (e.g. {channels = [8, 16, 32]}).
-    architecture: the registered architecture the preset builds ("unet").
+    architecture: a registered architecture (`vocalsep.core.ARCHITECTURES`, e.g. "unet") ...
+    preset:       ... starting from one of its presets (`vocalsep.core.unet.PRESETS`:
+                  "jansson2017", "fcn", "waveunet"), or "" for the architecture's defaults ...
+    network:      ... with these fields replaced (e.g. {channels = [8, 16, 32]}); the input
+                  and output channels always come from `model`.
     data:         where examples come from (see `DataConfig`).
     loss:         a name in `vocalsep.core.losses.LOSSES` ("l1", "mse", "smooth_l1"), on masked
                   magnitudes against the stems' magnitudes (spectrogram models, Jansson et
@@ -81,8 +83,16 @@ class SeparationTaskConfig(Config):
         expected = MODEL_TYPES.get(self.model_type).config_class
         if not isinstance(self.model, expected):
             raise ConfigError(f"model_type {self.model_type!r} needs a {expected.__name__}")
-        if self.preset not in PRESETS:
+        if self.architecture not in architecture_names():
+            known = ", ".join(architecture_names())
+            raise ConfigError(f"unknown architecture {self.architecture!r} (known: {known})")
+        if self.preset and self.preset not in PRESETS:
             raise ConfigError(f"unknown preset {self.preset!r} (known: {PRESETS.names()})")
+        if self.preset and self.architecture != "unet":
+            raise ConfigError(
+                f"preset {self.preset!r} builds a unet, not a {self.architecture}; set "
+                "preset = '' and give the network's fields"
+            )
         if self.loss not in LOSSES:
             raise ConfigError(f"unknown loss {self.loss!r} (known: {LOSSES.names()})")
         if self.model.audio_channels not in (1, self.data.channels):
@@ -138,11 +148,14 @@ class SeparationTask:
     # -- model ---------------------------------------------------------------------------------
 
     def network_config(self) -> Config:
-        """The network's config: the preset with `network` and the model's channels."""
+        """The network's config: the architecture's (or its preset's) fields, with `network`
+        and the model's channels."""
         in_channels, out_channels = self.config.model.network_channels
         overrides = {"in_channels": in_channels, "out_channels": out_channels}
         try:
-            return preset(self.config.preset, **{**self.config.network, **overrides})
+            if self.config.preset:
+                return preset(self.config.preset, **{**self.config.network, **overrides})
+            return network_config(self.config.architecture, {**self.config.network, **overrides})
         except FieldError as error:
             raise error.within("network") from None
 

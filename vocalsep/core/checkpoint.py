@@ -7,7 +7,7 @@ A checkpoint is a plain dict of strings, numbers, lists, dicts and tensors, so i
     format_version    FORMAT_VERSION
     vocalsep_version  version that wrote it
     task              who builds the model, e.g. "audio-separation" (opaque to core)
-    architecture      network name in `vocalsep.core.unet.ARCHITECTURES`
+    architecture      network name in `vocalsep.core.networks.ARCHITECTURES`
     model_config      the network config as a dict
     task_config       the task's own config as a dict (for audio: STFT, sample rate, targets...)
     state_dict        the weights
@@ -172,7 +172,7 @@ class CheckpointedModel(torch.nn.Module):
     @classmethod
     def from_checkpoint(cls, checkpoint: Checkpoint, source: str | os.PathLike = "checkpoint"):
         """The model a checkpoint describes, in eval mode (CheckpointError if it cannot be)."""
-        from .unet import network_config_class
+        from .networks import network_config_class
 
         task_config = dict(checkpoint.task_config)
         model_type = task_config.pop("model_type", None)

@@ -18,6 +18,7 @@ from torch import nn
 from . import blocks
 from .config import Config
 from .errors import ConfigError
+from .networks import register_architecture
 from .registry import Registry
 
 DOWNSAMPLES = ("conv", "decimate")
@@ -303,27 +304,7 @@ class EncoderDecoder(nn.Module):
         return x[(..., *[slice(0, n) for n in size])]
 
 
-NetworkEntry = tuple[type[Config], Callable[[Any], nn.Module]]
-ARCHITECTURES: Registry[NetworkEntry] = Registry("architecture")
-ARCHITECTURES.register("unet", (EncoderDecoderConfig, EncoderDecoder))
-
-
-def network_config_class(architecture: str) -> type[Config]:
-    """The config class of a registered architecture (ConfigError if unknown)."""
-    return ARCHITECTURES.get(architecture)[0]
-
-
-def build_network(architecture: str, config: Config | dict[str, Any]) -> nn.Module:
-    """Build a registered architecture from its config (or the config's dict form)."""
-    config_class, builder = ARCHITECTURES.get(architecture)
-    if isinstance(config, dict):
-        config = config_class.from_dict(config)
-    if not isinstance(config, config_class):
-        raise ConfigError(
-            f"architecture {architecture!r} needs a {config_class.__name__}, "
-            f"got {type(config).__name__}"
-        )
-    return builder(config)
+register_architecture("unet", EncoderDecoderConfig, EncoderDecoder)
 
 
 # Presets spell out every field that defines them, so changing a default cannot change them.

@@ -20,7 +20,9 @@ import torch
 from ..core.checkpoint import CheckpointedModel, load_checkpoint
 from ..core.config import Config, FieldError
 from ..core.errors import ConfigError
-from ..core.unet import EncoderDecoderConfig, build_network
+from ..core.networks import build_network
+from ..core.networks import network_config as core_network_config
+from ..core.unet import EncoderDecoderConfig
 from .transforms import normalise
 
 TASK = "image-segmentation"
@@ -51,20 +53,17 @@ DEFAULT_NETWORK: dict[str, Any] = {
 }
 
 
-def network_config(in_channels: int, num_classes: int, **overrides: Any) -> EncoderDecoderConfig:
-    """`DEFAULT_NETWORK` with `overrides`, for `in_channels` image channels and `num_classes`
-    logits (always 2-D with a logits head)."""
+def network_config(
+    in_channels: int, num_classes: int, architecture: str = "unet", **overrides: Any
+) -> Config:
+    """The network of a segmentation model: 2-D, `in_channels` image channels in,
+    `num_classes` logits out, `overrides` over the architecture's defaults (for "unet":
+    `DEFAULT_NETWORK`, with a logits head)."""
+    fields = {**overrides, "dims": 2, "in_channels": in_channels, "out_channels": num_classes}
     try:
-        return EncoderDecoderConfig.from_dict(
-            {
-                **DEFAULT_NETWORK,
-                **overrides,
-                "dims": 2,
-                "head": "logits",
-                "in_channels": in_channels,
-                "out_channels": num_classes,
-            }
-        )
+        if architecture == "unet":
+            return EncoderDecoderConfig.from_dict({**DEFAULT_NETWORK, **fields, "head": "logits"})
+        return core_network_config(architecture, fields)
     except FieldError as error:
         raise error.within("network") from None
 

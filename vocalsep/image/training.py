@@ -22,7 +22,7 @@ from torch import nn
 from ..core.checkpoint import Checkpoint
 from ..core.config import Config
 from ..core.errors import ConfigError
-from ..core.unet import ARCHITECTURES
+from ..core.networks import architecture_names
 from .datasets import DATASETS, SegmentationFolder, find_pairs, fold_names
 from .errors import DatasetError
 from .losses import LossConfig, median_frequency_weights, segmentation_loss
@@ -82,8 +82,9 @@ class SegmentationTaskConfig(Config):
             raise ConfigError(
                 f"unknown dataset {self.dataset!r} (known: {', '.join(DATASETS)}, {CUSTOM})"
             )
-        if self.architecture not in ARCHITECTURES:
-            raise ConfigError(f"unknown architecture {self.architecture!r}")
+        if self.architecture not in architecture_names():
+            known = ", ".join(architecture_names())
+            raise ConfigError(f"unknown architecture {self.architecture!r} (known: {known})")
         if not self.data.train:
             raise ConfigError("data.train must name a dataset folder (with images/ and labels/)")
         if not self.data.folds and not self.data.validation:
@@ -106,7 +107,9 @@ class SegmentationTaskConfig(Config):
 
     def network_config(self) -> Config:
         model = self.model_config()
-        return network_config(model.in_channels, model.num_classes, **self.network)
+        return network_config(
+            model.in_channels, model.num_classes, self.architecture, **self.network
+        )
 
 
 class TrainingCrops:
