@@ -75,14 +75,14 @@ def test_predict_mask_of_mixed_stfts_needs_the_complex_spectrogram():
     first, second = _pair()
     separator = Separator(SpectrogramEnsemble([first, second]), chunk_seconds=100.0)
     waveform = torch.from_numpy(synth(16000, 16000 * 6, 2))
-    spectrum = separator._model_stft(waveform)  # (channels, bins, frames)
+    spectrum = separator._estimator.stft(waveform)  # (channels, bins, frames)
     with pytest.raises(ValueError, match="complex spectrogram"):
         separator.predict_mask(spectrum.abs())
     mask = separator.predict_mask(spectrum)
     assert mask.shape == (2, 2, *spectrum.shape[1:]) and 0 <= mask.min() and mask.max() <= 1
     assert torch.allclose(mask.sum(dim=0), torch.ones(()))  # accompaniment = 1 - vocals
     # The mask is the one `separate` applies: away from the ends the stems agree.
-    vocals = separator._model_stft.inverse(mask[0] * spectrum, waveform.shape[-1])
+    vocals = separator._estimator.stft.inverse(mask[0] * spectrum, waveform.shape[-1])
     expected = separator.separate(waveform.numpy(), 16000)["vocals"]
     inner = slice(4000, -4000)
     assert np.abs(vocals.numpy()[:, inner] - expected[:, inner]).max() < 1e-4

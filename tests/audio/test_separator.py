@@ -25,7 +25,7 @@ class ConstantMask(torch.nn.Module):
 def with_network(separator, network):
     """`separator` with `network` (a stand-in module) in place of its model's."""
     separator.model = network
-    masker = separator._masker
+    masker = separator._estimator
     masker.members = [replace(masker.members[0], model=network)]
     return separator
 

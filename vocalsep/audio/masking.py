@@ -1,20 +1,26 @@
-"""Spectrogram masks of one model or an ensemble, on any frame grid, and the Wiener filter.
+"""How a spectrogram masking model (or an ensemble of them) separates a chunk of a song: the
+`SpectrogramEstimator`, which the `Separator` uses through the estimator protocol (see
+`separator.Estimator`).
 
-A `SpectrogramMasker` runs each member's network on its own analysis of the song (frame tiles
-on the song's frame grid, so chunks agree with one pass), maps the band masks onto the grid
-of the output STFT (interpolated in Hz and seconds when the rates or hops differ, extended
-above the band), weights and sums them, and can refine the masked estimates with the
-multichannel Wiener filter. The `Separator` reads, resamples, chunks and writes around it.
+It runs each member's network on its own analysis of the song (frame tiles on the song's frame
+grid, so chunks agree with one pass), maps the band masks onto the grid of the output STFT
+(interpolated in Hz and seconds when the rates or hops differ, extended above the band),
+weights and sums them, can refine the masked estimates with the multichannel Wiener filter,
+and inverts the STFT. The masks are applied at the *input's* sample rate: the mixture is
+resampled to the model's rate only to estimate them. It also serves the spectrogram-level API
+(`predict_mask`, `stft`, `istft`).
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 
 from ..core.tiling import TilePlan, overlap_add
+from .io import resample
 from .models import (
     SpectrogramEnsemble,
     SpectrogramMaskModel,
@@ -22,7 +28,7 @@ from .models import (
     spectrogram_masks,
 )
 from .postfilter import wiener
-from .stft import STFT
+from .stft import STFT, fast_fft_length
 
 # The Wiener post-filter's spatial covariances average +-2 s around each frame: local enough
 # for chunks to give the one-pass output with a little more context, long enough (about 170
@@ -56,18 +62,23 @@ class Member:
         return self.model.config
 
 
-class SpectrogramMasker:
-    """The masks of a `SpectrogramMaskModel` or a `SpectrogramEnsemble` (one STFT object per
-    distinct STFT config of the members; the first member's is the model's own)."""
+class SpectrogramEstimator:
+    """Separates chunks with a `SpectrogramMaskModel` or a `SpectrogramEnsemble` (one STFT
+    object per distinct STFT config of the members; the first member's is the model's own)."""
+
+    difference = False  # the stems are masked mixtures; the residual is the accompaniment
+    resampler_passes = 1  # the mixture is resampled to the model's rate, the output is not
 
     def __init__(
         self,
         model: SpectrogramMaskModel | SpectrogramEnsemble,
         device: torch.device,
         tile_batch: int = 8,
+        wiener_iterations: int = 0,
     ) -> None:
         self.device = device
         self.tile_batch = tile_batch
+        self.wiener_iterations = wiener_iterations
         self.config = model.config
         self.stft = STFT(self.config.stft)
         members = (
@@ -182,6 +193,70 @@ class SpectrogramMasker:
             mask = part if mask is None else mask + part
         return mask
 
+    # -- the estimator protocol -------------------------------------------------------------
+
+    unit = 1  # chunks may start on any sample of the model's rate
+
+    def min_samples(self, sample_rate: int) -> int:
+        """Shortest input (at `sample_rate`) that spans one full STFT frame of every member."""
+        n_fft = max(member.config.stft.n_fft for member in self.members)
+        return math.ceil(n_fft * sample_rate / self.config.sample_rate)
+
+    def context(self) -> int:
+        """Model samples a chunk must see on both sides: a whole frame tile with its context
+        and the STFT window of every member, and the Wiener filter's reach."""
+        context = max(
+            (member.config.tile_frames + 2 * member.config.tile_context + 4)
+            * member.config.stft.hop_length
+            + member.config.stft.n_fft
+            for member in self.members
+        )
+        if self.wiener_iterations:  # each EM step reaches one covariance window further
+            stft = self.config.stft  # the Wiener filter's window, rounded to frames, + a frame
+            window = math.ceil(WIENER_WINDOW_SECONDS * self.config.sample_rate) + stft.hop_length
+            context += self.wiener_iterations * window + stft.n_fft
+        return context
+
+    def _input_stft(self, sample_rate: int) -> STFT:
+        """The STFT of a song at another rate than the model's: the model's analysis in
+        seconds (its window rounded up to an even length), the FFT zero-padded to a fast
+        size. The masks are interpolated onto its bins."""
+        config = self.config.stft.scaled(sample_rate / self.config.sample_rate)
+        if config.n_fft % 2:
+            config = replace(config, n_fft=config.n_fft + 1)
+        return STFT(config, fast_fft_length(config.n_fft))
+
+    @torch.inference_mode()
+    def estimate(self, chunk: torch.Tensor, sample_rate: int, start: int = 0) -> torch.Tensor:
+        """One chunk `(channels, samples)` at `sample_rate` that starts at sample `start` of
+        the song -> target estimates `(targets, channels, samples)`: STFT, masks, iSTFT.
+
+        Both STFTs (of the input, and of the mixture resampled to the model's rate) are taken
+        on the song's frame grids: the chunk is padded on the left to the frame before it, so
+        frame k of any chunk is a frame of the whole song, and so are the network's tiles."""
+        length = chunk.shape[-1]
+        chunk = chunk.to(self.device)
+        same_rate = sample_rate == self.config.sample_rate
+        stft = self.stft if same_rate else self._input_stft(sample_rate)
+        spectrum, first_frame, lead = _song_grid_stft(stft, chunk, start)
+        if same_rate:
+            resampled, model_start = chunk, start
+        else:
+            # The chunk starts on a whole model sample when `_chunk_plan` could align it.
+            model_start = round(start * self.config.sample_rate / sample_rate)
+            resampled = resample(chunk.cpu().numpy(), sample_rate, self.config.sample_rate)
+            resampled = torch.from_numpy(resampled).to(self.device)
+
+        def analyse(member_stft: STFT) -> tuple[torch.Tensor, int]:
+            if same_rate and member_stft is stft:
+                return spectrum[None], first_frame
+            analysis, first_model_frame, _ = _song_grid_stft(member_stft, resampled, model_start)
+            return analysis[None], first_model_frame
+
+        mask = self.masks(analyse, sample_rate, stft, spectrum.shape[-1], first_frame)[0]
+        estimates = self.wiener(mask, spectrum, self.wiener_iterations, sample_rate, stft)
+        return stft.inverse(estimates, lead + length)[..., lead:].cpu()
+
     def wiener(
         self,
         mask: torch.Tensor,
@@ -202,3 +277,13 @@ class SpectrogramMasker:
         sources = torch.cat([estimates, residual])
         window = max(1, round(WIENER_WINDOW_SECONDS * sample_rate / stft.config.hop_length))
         return wiener(sources, spectrum, iterations, window)[: len(mask)]
+
+
+def _song_grid_stft(stft: STFT, signal: torch.Tensor, start: int) -> tuple[torch.Tensor, int, int]:
+    """The STFT of an excerpt `(..., samples)` that starts at sample `start` of a song, on the
+    song's frame grid: the excerpt is padded on the left by `lead = start % hop` samples, so
+    frame k is the song's frame `first_frame + k`. Returns (spectrum, first_frame, lead)."""
+    hop = stft.config.hop_length
+    lead = start % hop
+    spectrum = stft(torch.nn.functional.pad(signal, (lead, 0)))
+    return spectrum, (start - lead) // hop, lead

@@ -1,5 +1,6 @@
-"""The Separator: waveform -> STFT -> network masks -> masked STFT -> iSTFT -> stems, or, for a
-waveform model, waveform -> network -> stems.
+"""The Separator: reads, resamples, chunks and writes; a model kind's `Estimator` separates
+each chunk (`masking.SpectrogramEstimator`: waveform -> STFT -> network masks -> masked STFT
+-> iSTFT; `waveform.WaveformEstimator`: waveform -> network -> stems).
 
 Long inputs are processed as a stream of time-domain chunks (`StreamingOverlapAdd`), so memory
 does not grow with the length of the song. Inside a chunk the network runs on magnitude tiles
@@ -29,46 +30,76 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import replace
+from typing import Any, Protocol
 
 import numpy as np
 import torch
 
 from ..core.device import select_device
 from ..core.errors import ConfigError
-from ..core.tiling import StreamingOverlapAdd, TilePlan, overlap_add
+from ..core.tiling import StreamingOverlapAdd, TilePlan
 from ..pretrained import resolve
 from .errors import InvalidAudioError
 from .io import check_audio, resample
 from .layout import channels_first
-from .masking import WIENER_WINDOW_SECONDS, SpectrogramMasker
+from .masking import SpectrogramEstimator
 from .models import (
     TASK,
     SeparationModel,
     SpectrogramEnsemble,
+    SpectrogramMaskModel,
     WaveformModel,
-    fold_channels,
     load_model,
 )
-from .stft import STFT, fast_fft_length
+from .stft import STFT
+from .waveform import WaveformEstimator
 
 ProgressFn = Callable[[int, "int | None"], None]
 ACCOMPANIMENT = "accompaniment"
 
 
+class Estimator(Protocol):
+    """What the Separator needs of a model kind: how it separates one chunk of a song.
+
+    `config` is the model's (its `sample_rate` and `targets`); `difference` says the last
+    target is the mixture minus the others (computed here at the input's rate);
+    `resampler_passes` how often the audio goes through the resampler (its filter needs
+    context); `unit` the grid, in model samples, that chunks must start on; `context()` the
+    model samples a chunk must see on both sides for chunks to give the one-pass output;
+    `estimate(chunk, sample_rate, start)` the target estimates `(targets, channels, samples)`
+    of a chunk `(channels, samples)` that starts at sample `start` of the song."""
+
+    config: Any
+    difference: bool
+    resampler_passes: int
+    unit: int
+
+    def min_samples(self, sample_rate: int) -> int: ...
+
+    def context(self) -> int: ...
+
+    def estimate(self, chunk: torch.Tensor, sample_rate: int, start: int) -> torch.Tensor: ...
+
+
+# Model class -> how to build its estimator: a new model kind registers one here.
+ESTIMATORS: dict[type, Callable[..., Estimator]] = {
+    SpectrogramMaskModel: SpectrogramEstimator,
+    SpectrogramEnsemble: SpectrogramEstimator,
+    WaveformModel: WaveformEstimator,
+}
+
+
+def estimator(model, device: torch.device, tile_batch: int, wiener_iterations: int) -> Estimator:
+    """The estimator of `model`'s kind."""
+    for model_class, build in ESTIMATORS.items():
+        if isinstance(model, model_class):
+            return build(model, device, tile_batch, wiener_iterations)
+    raise ConfigError(f"no estimator for a {type(model).__name__}; register one in ESTIMATORS")
+
+
 def _align(samples: int, unit: int) -> int:
     """`samples` rounded up to a multiple of `unit`."""
     return math.ceil(samples / unit) * unit
-
-
-def _song_grid_stft(stft: STFT, signal: torch.Tensor, start: int) -> tuple[torch.Tensor, int, int]:
-    """The STFT of an excerpt `(..., samples)` that starts at sample `start` of a song, on the
-    song's frame grid: the excerpt is padded on the left by `lead = start % hop` samples, so
-    frame k is the song's frame `first_frame + k`. Returns (spectrum, first_frame, lead)."""
-    hop = stft.config.hop_length
-    lead = start % hop
-    spectrum = stft(torch.nn.functional.pad(signal, (lead, 0)))
-    return spectrum, (start - lead) // hop, lead
 
 
 class Separator:
@@ -109,12 +140,6 @@ class Separator:
         if tile_batch < 1:
             raise ValueError("tile_batch must be >= 1")
         self.tile_batch = int(tile_batch)
-        self.waveform = isinstance(model, WaveformModel)
-        if self.waveform and wiener_iterations:
-            raise ConfigError(
-                "the Wiener post-filter refines spectrogram masks and this is a waveform model; "
-                "separate without --wiener"
-            )
         self.wiener_iterations = int(wiener_iterations)
         self.device = select_device(device)
         self.model = model.to(self.device).eval()
@@ -124,19 +149,7 @@ class Separator:
         self.residual_accompaniment = (
             residual_accompaniment or ACCOMPANIMENT not in model.config.targets
         )
-        self._frame_shift = getattr(getattr(model, "network_config", None), "shift_multiple", 1)
-        if self.waveform:
-            self._difference = model.config.output == "difference"
-            # Steps and context on the network's shift grid, so every tile samples the same
-            # strided grid of the song whatever the chunking.
-            overlap = self.config.tile_overlap
-            step = _align(self.config.tile_samples - overlap, self._frame_shift)
-            context = _align(model.context, self._frame_shift)
-            self._sample_plan = TilePlan(step + overlap, overlap, context)
-        else:
-            self._difference = False
-            self._masker = SpectrogramMasker(model, self.device, self.tile_batch)
-            self._model_stft = self._masker.stft
+        self._estimator = estimator(self.model, self.device, self.tile_batch, wiener_iterations)
 
     @classmethod
     def from_pretrained(cls, name_or_path: str | os.PathLike | None = None, **kwargs) -> Separator:
@@ -149,23 +162,20 @@ class Separator:
 
     @property
     def stems(self) -> list[str]:
-        extra = ACCOMPANIMENT in self.config.targets or self._difference
+        extra = ACCOMPANIMENT in self.config.targets or self._estimator.difference
         return [*self.config.targets, *([] if extra else [ACCOMPANIMENT])]
 
     @property
     def _residual_stem(self) -> str | None:
         """The stem computed as `mixture - sum(other stems)` at the input's rate, if any."""
-        if self._difference:
+        if self._estimator.difference:
             return self.config.targets[-1]
         return ACCOMPANIMENT if self.residual_accompaniment else None
 
     def min_samples(self, sample_rate: int) -> int:
-        """Shortest input (at `sample_rate`) that spans one full STFT frame of the model (one
-        sample for a waveform model)."""
-        if self.waveform:
-            return 1
-        n_fft = max(member.config.stft.n_fft for member in self._masker.members)
-        return math.ceil(n_fft * sample_rate / self.config.sample_rate)
+        """Shortest input (at `sample_rate`) the model can separate: one full STFT frame of a
+        spectrogram model, one sample of a waveform model."""
+        return self._estimator.min_samples(sample_rate)
 
     # -- masks ---------------------------------------------------------------------------
 
@@ -185,7 +195,7 @@ class Separator:
         song's first and last frame tile, where `separate`'s network also hears the silence
         around the song.
         """
-        self._spectrogram_model("predict_mask")
+        spectral = self._spectral("predict_mask")
         magnitude = torch.as_tensor(spectrogram)
         unbatched = magnitude.dim() == 3
         if unbatched:
@@ -200,7 +210,7 @@ class Separator:
 
         def analyse(member_stft: STFT) -> tuple[torch.Tensor, int]:
             nonlocal waveform
-            if member_stft is self._model_stft:
+            if member_stft is spectral.stft:
                 return magnitude, 0
             if not magnitude.is_complex():
                 raise ValueError(
@@ -210,10 +220,10 @@ class Separator:
                 )
             if waveform is None:
                 hop = self.config.stft.hop_length
-                waveform = self._model_stft.inverse(magnitude, (frames - 1) * hop)
+                waveform = spectral.stft.inverse(magnitude, (frames - 1) * hop)
             return member_stft(waveform), 0
 
-        mask = self._masker.masks(analyse, self.sample_rate, self._model_stft, frames, 0).cpu()
+        mask = spectral.masks(analyse, self.sample_rate, spectral.stft, frames, 0).cpu()
         masks = dict(zip(self.config.targets, mask.unbind(1), strict=True))
         residual = self._residual_stem
         if residual is not None:
@@ -222,107 +232,24 @@ class Separator:
         mask = torch.stack([masks[stem] for stem in self.stems], dim=1)
         return mask[0] if unbatched else mask
 
-    # -- waveforms -------------------------------------------------------------------------
-
-    def _separate_chunk(
-        self, chunk: torch.Tensor, sample_rate: int, start: int = 0
-    ) -> torch.Tensor:
-        """One chunk `(channels, samples)` that starts at sample `start` of the song (negative:
-        zeros before the song) -> target estimates `(targets, channels, samples)`."""
-        if self.waveform:
-            return self._waveform_chunk(chunk, sample_rate)
-        return self._masked_chunk(chunk, sample_rate, start)
-
-    @torch.inference_mode()
-    def _waveform_chunk(self, chunk: torch.Tensor, sample_rate: int) -> torch.Tensor:
-        """`_separate_chunk` of a waveform model: at the model's rate, tiled over samples."""
-        length = chunk.shape[-1]
-        mixture = chunk
-        if sample_rate != self.sample_rate:
-            mixture = torch.from_numpy(resample(chunk.numpy(), sample_rate, self.sample_rate))
-        estimates = fold_channels(
-            lambda tile: overlap_add(self.model, tile, [self._sample_plan], batch=self.tile_batch),
-            mixture[None].to(self.device, torch.float32),
-            self.config.audio_channels,
-        )[0].cpu()  # (targets, channels, model samples)
-        if sample_rate != self.sample_rate:
-            flat = estimates.reshape(-1, estimates.shape[-1]).numpy()
-            flat = resample(flat, self.sample_rate, sample_rate)[:, :length]
-            flat = np.pad(flat, [(0, 0), (0, length - flat.shape[-1])])  # rounding: +-1 sample
-            estimates = torch.from_numpy(flat).reshape(*estimates.shape[:2], length)
-        return estimates
-
-    def _input_stft(self, sample_rate: int) -> STFT:
-        """The STFT of a song at another rate than the model's: the model's analysis in
-        seconds (its window rounded up to an even length), the FFT zero-padded to a fast
-        size. The masks are interpolated onto its bins."""
-        config = self.config.stft.scaled(sample_rate / self.sample_rate)
-        if config.n_fft % 2:
-            config = replace(config, n_fft=config.n_fft + 1)
-        return STFT(config, fast_fft_length(config.n_fft))
-
-    @torch.inference_mode()
-    def _masked_chunk(self, chunk: torch.Tensor, sample_rate: int, start: int = 0) -> torch.Tensor:
-        """`_separate_chunk` of a spectrogram model: STFT, masks, iSTFT.
-
-        Both STFTs (of the input, and of the mixture resampled to the model's rate) are taken
-        on the song's frame grids: the chunk is padded on the left to the frame before it, so
-        frame k of any chunk is a frame of the whole song, and so are the network's tiles."""
-        length = chunk.shape[-1]
-        chunk = chunk.to(self.device)
-        same_rate = sample_rate == self.sample_rate
-        stft = self._model_stft if same_rate else self._input_stft(sample_rate)
-        spectrum, first_frame, lead = _song_grid_stft(stft, chunk, start)
-        if same_rate:
-            resampled, model_start = chunk, start
-        else:
-            # The chunk starts on a whole model sample when `_chunk_plan` could align it.
-            model_start = round(start * self.sample_rate / sample_rate)
-            resampled = resample(chunk.cpu().numpy(), sample_rate, self.sample_rate)
-            resampled = torch.from_numpy(resampled).to(self.device)
-
-        def analyse(member_stft: STFT) -> tuple[torch.Tensor, int]:
-            if same_rate and member_stft is stft:
-                return spectrum[None], first_frame
-            analysis, first_model_frame, _ = _song_grid_stft(member_stft, resampled, model_start)
-            return analysis[None], first_model_frame
-
-        mask = self._masker.masks(analyse, sample_rate, stft, spectrum.shape[-1], first_frame)[0]
-        estimates = self._masker.wiener(mask, spectrum, self.wiener_iterations, sample_rate, stft)
-        return stft.inverse(estimates, lead + length)[..., lead:].cpu()
-
     def _chunk_plan(self, sample_rate: int) -> TilePlan:
         """Time-domain chunking at `sample_rate`, such that a chunked song gives the same
         result as one pass (exactly at the model's rate, to the resampler's precision at
         others).
 
-        A spectrogram model: each chunk sees a whole frame tile, its context and the STFT
-        window on both sides, plus the resampler's filter, and starts on a whole sample of the
-        model's rate; `_masked_chunk` puts its frames and tiles on the song's grids. A waveform
-        model: the context covers its receptive field, and chunks start on the network's shift
-        grid (tiles are then cut the same way in every chunk)."""
+        Each chunk sees the context the model kind asks for (`Estimator.context`: a spectrogram
+        model's frame tile, context and STFT window, a waveform model's receptive field) plus
+        the resampler's filter on both sides, and starts on its grid (`Estimator.unit`: a
+        whole sample of the model's rate, times a waveform network's stride)."""
         config = self.config
         ratio = sample_rate / config.sample_rate
-        margin = sample_rate // 100  # the resampler's filter, each way
-        # Smallest shift that is a whole number of model samples after resampling.
-        model_unit = sample_rate // math.gcd(config.sample_rate, sample_rate)
+        # The resampler's filter, each way, for every pass through it.
+        margin = sample_rate // 100 * self._estimator.resampler_passes
+        # Smallest shift that is a whole number of model samples after resampling, times the
+        # model's own grid (a waveform network's stride).
+        unit = sample_rate // math.gcd(config.sample_rate, sample_rate) * self._estimator.unit
         chunk = max(1, round(self.chunk_seconds * sample_rate))
-        if self.waveform:
-            model_context = self._sample_plan.context
-            margin *= 2  # resampled there and back
-            unit = model_unit * self._frame_shift
-        else:
-            model_context = max(
-                (member.config.tile_frames + 2 * member.config.tile_context + 4)
-                * member.config.stft.hop_length
-                + member.config.stft.n_fft
-                for member in self._masker.members
-            )
-            if self.wiener_iterations:  # each EM step reaches one covariance window further
-                stft = config.stft  # the Wiener filter's window, rounded to frames, + a frame
-                window = math.ceil(WIENER_WINDOW_SECONDS * config.sample_rate) + stft.hop_length
-                model_context += self.wiener_iterations * window + stft.n_fft
-            unit = model_unit
+        model_context = self._estimator.context()
         if unit > chunk // 2:  # rates too incommensurable to align: close, but not exact
             unit = 1
         context = math.ceil(model_context * ratio) + margin
@@ -348,7 +275,7 @@ class Separator:
         if not isinstance(sample_rate, (int, np.integer)) or sample_rate <= 0:
             raise InvalidAudioError(f"{source}: sample rate must be a positive integer")
         stream = StreamingOverlapAdd(
-            lambda chunk, start: self._separate_chunk(chunk, int(sample_rate), start),
+            lambda chunk, start: self._estimator.estimate(chunk, int(sample_rate), start),
             self._chunk_plan(int(sample_rate)),
             positions=True,
         )
@@ -417,24 +344,26 @@ class Separator:
 
     # -- the model's own spectrogram ---------------------------------------------------------
 
-    def _spectrogram_model(self, what: str) -> None:
-        if self.waveform:
+    def _spectral(self, what: str) -> SpectrogramEstimator:
+        """The estimator, for the spectrogram-level API of spectrogram models."""
+        if not isinstance(self._estimator, SpectrogramEstimator):
             raise ConfigError(
                 f"{what} needs a spectrogram masking model; a waveform model predicts the stems "
                 "themselves (use separate)"
             )
+        return self._estimator
 
     def stft(self, waveform: np.ndarray | torch.Tensor, sample_rate: int) -> torch.Tensor:
         """The model's input for `predict_mask`: the complex STFT `(channels, bins, frames)`
         of `waveform` (any layout `separate` takes) resampled to the model's rate, at the
         model's STFT (of the first member for an ensemble). `istft` goes back."""
-        self._spectrogram_model("stft")
+        spectral = self._spectral("stft")
         if not isinstance(sample_rate, (int, np.integer)) or sample_rate <= 0:
             raise InvalidAudioError(f"sample rate must be a positive integer, got {sample_rate!r}")
         audio, _ = channels_first(waveform)
         check_audio(audio, "waveform")
         audio = resample(audio, int(sample_rate), self.sample_rate)
-        return self._model_stft(torch.from_numpy(audio))
+        return spectral.stft(torch.from_numpy(audio).to(self.device)).cpu()
 
     def istft(
         self, spectrogram: torch.Tensor, length: int | None = None, sample_rate: int | None = None
@@ -443,17 +372,17 @@ class Separator:
         `masks[i] * separator.stft(waveform, rate)`) -> waveform `(..., samples)`: at the
         model's rate, or resampled to `sample_rate`; `length` samples at that rate (default:
         what the frames span)."""
-        self._spectrogram_model("istft")
+        stft = self._spectral("istft").stft
         spectrogram = torch.as_tensor(spectrogram)
-        if not spectrogram.is_complex() or spectrogram.shape[-2] != self._model_stft.n_bins:
+        if not spectrogram.is_complex() or spectrogram.shape[-2] != stft.n_bins:
             raise ValueError(
-                f"spectrogram must be complex (..., {self._model_stft.n_bins}, frames), got "
+                f"spectrogram must be complex (..., {stft.n_bins}, frames), got "
                 f"{spectrogram.dtype} {tuple(spectrogram.shape)}"
             )
         rate = sample_rate or self.sample_rate
         span = (spectrogram.shape[-1] - 1) * self.config.stft.hop_length
         model_length = span if length is None else math.ceil(length * self.sample_rate / rate)
-        waveform = self._model_stft.inverse(spectrogram, model_length)
+        waveform = stft.inverse(spectrogram, model_length)
         if rate != self.sample_rate:
             flat = waveform.reshape(-1, model_length).cpu().numpy()
             flat = resample(flat, self.sample_rate, rate)
