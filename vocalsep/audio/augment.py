@@ -2,60 +2,51 @@
 
 Each function takes an explicit `numpy.random.Generator`, so an example built from a seeded
 generator is reproducible. They make a small pool of isolated vocals go further: pitch and tempo
-changes, a random equaliser, reverb (the vocal *target* includes it, as in produced music),
-gain, panning and channel swaps. "Production" effects make clean studio singing sound like a
-mixed lead vocal: dynamic-range compression, soft saturation and a doubled take.
+changes (librosa's phase vocoder), a random equaliser, reverb (the vocal *target* includes
+it, as in produced music), gain, panning and channel swaps. "Production" effects make clean
+studio singing sound like a mixed lead vocal: dynamic-range compression, soft saturation and a
+doubled take. Reverb and the compressors are short functions of their own, tested in
+tests/audio/test_datasets.py.
 """
 
 from __future__ import annotations
 
 import numpy as np
-import torch
 
+from ..core.errors import ConfigError
 from .io import resample
-from .stft import STFT, STFTConfig
-
-_VOCODER = STFT(STFTConfig(n_fft=1024, hop_length=256))
 
 
 def time_stretch(audio: np.ndarray, rate: float) -> np.ndarray:
-    """Phase-vocoder time stretch: `rate` > 1 is faster (shorter), pitch unchanged.
-    Returns `(channels, round(samples / rate))`."""
+    """Phase-vocoder time stretch (`librosa.effects.time_stretch`, 1024-point frames): `rate`
+    > 1 is faster (shorter), pitch unchanged. Returns `(channels, round(samples / rate))`."""
     if abs(rate - 1.0) < 1e-6:
         return audio
-    samples = audio.shape[-1]
-    hop = _VOCODER.config.hop_length
-    spectrum = _VOCODER(torch.from_numpy(np.ascontiguousarray(audio)))  # (c, bins, frames)
-    frames = spectrum.shape[-1]
-    positions = torch.arange(0, frames - 1, rate, dtype=torch.float64)
-    low = positions.floor().long()
-    weight = (positions - low).to(torch.float32)
-    magnitude = (1 - weight) * spectrum[..., low].abs() + weight * spectrum[..., low + 1].abs()
-    # Advance each bin's phase by its measured instantaneous frequency between frames.
-    phase = spectrum.angle()
-    bins = spectrum.shape[-2]
-    expected = 2 * np.pi * hop * torch.arange(bins, dtype=torch.float32) / _VOCODER.config.n_fft
-    delta = phase[..., 1:] - phase[..., :-1] - expected[:, None]
-    delta = delta - 2 * np.pi * torch.round(delta / (2 * np.pi))
-    increments = (expected[:, None] + delta)[..., low]
-    accumulated = torch.cumsum(increments, dim=-1) - increments + phase[..., :1]
-    stretched = torch.polar(magnitude, accumulated)
-    length = max(1, round(samples / rate))
-    # The last frame may end a little short of `length`; pad the tail rather than ask istft to.
-    available = (stretched.shape[-1] - 1) * hop
-    waveform = _VOCODER.inverse(stretched, min(length, available)).numpy()
-    return fit_length(waveform, length)
+    librosa = _librosa()
+    stretched = librosa.effects.time_stretch(audio, rate=rate, n_fft=1024, hop_length=256)
+    return fit_length(stretched.astype(np.float32), max(1, round(audio.shape[-1] / rate)))
 
 
 def pitch_shift(audio: np.ndarray, semitones: float, sample_rate: int) -> np.ndarray:
-    """Shift pitch by `semitones` keeping the duration (time stretch, then resample)."""
+    """Shift pitch by `semitones` keeping the duration (`librosa.effects.pitch_shift`: a time
+    stretch, then soxr resampling)."""
     if abs(semitones) < 1e-3:
         return audio
-    ratio = 2.0 ** (semitones / 12.0)
-    stretched = time_stretch(audio, 1.0 / ratio)  # longer by `ratio` ...
-    source_rate = max(1, round(sample_rate * ratio))  # ... then played `ratio` times faster
-    shifted = resample(stretched, source_rate, sample_rate)
-    return fit_length(shifted, audio.shape[-1])
+    shifted = _librosa().effects.pitch_shift(
+        audio, sr=sample_rate, n_steps=semitones, n_fft=1024, hop_length=256, res_type="soxr_hq"
+    )
+    return fit_length(shifted.astype(np.float32), audio.shape[-1])
+
+
+def _librosa():
+    """librosa, part of the `train` extra (only training data needs it)."""
+    try:
+        import librosa
+    except ImportError:
+        raise ConfigError(
+            "pitch and tempo augmentations need librosa: pip install 'vocalsep[train]'"
+        ) from None
+    return librosa
 
 
 def change_speed(audio: np.ndarray, factor: float, sample_rate: int) -> np.ndarray:
