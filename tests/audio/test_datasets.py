@@ -18,6 +18,7 @@ from vocalsep.audio.datasets import (
 )
 from vocalsep.audio.pools import AudioPool, SourceSpec, split_files
 from vocalsep.audio.toy import write_toy_sources
+from vocalsep.core.errors import ConfigError
 
 RATE = 8000
 
@@ -269,6 +270,41 @@ def test_paired_folder_excerpts(tmp_path):
     np.testing.assert_allclose(example["mixture"], example["vocals"] + example["accompaniment"])
     whole = full_tracks(tmp_path / "dev", sample_rate=RATE, channels=1, max_seconds=1.0)
     assert len(whole) == 3 and whole[0]["mixture"].shape == (1, RATE)
+
+
+def test_dataset_kinds_are_a_registry_and_the_validation_folder_a_typed_field(tmp_path, toy):
+    from vocalsep.audio.datasets import DATASETS, DataConfig
+    from vocalsep.audio.training import SeparationTask, SeparationTaskConfig
+
+    assert DATASETS.names() == ["folder", "musdb", "synthesized"]
+    with pytest.raises(ConfigError, match="data.kind must be one of folder, musdb, synthesized"):
+        DataConfig(kind="nope")
+    for index in range(2):
+        folder = tmp_path / "dev" / f"track{index}"
+        write_wav(folder / "vocals.wav", synth(RATE, 2 * RATE, 1, seed=index), RATE)
+        write_wav(folder / "accompaniment.wav", synth(RATE, 2 * RATE, 1, seed=5 + index), RATE)
+    # The string form of earlier run configs reads as the typed field.
+    old = DataConfig.from_dict({"validation": f"folder:{tmp_path / 'dev'}"})
+    assert old.validation_folder == str(tmp_path / "dev")
+    with pytest.raises(ConfigError, match="validation_folder"):
+        DataConfig.from_dict({"validation": "dev"})
+    task = SeparationTask(
+        SeparationTaskConfig.from_dict(
+            {
+                "model": {"sample_rate": RATE, "stft": {"n_fft": 256, "hop_length": 64}},
+                "data": {
+                    "validation_folder": str(tmp_path / "dev"),
+                    "validation_seconds": 1.0,
+                    "synthesized": {
+                        "vocals": [{"path": str(toy / "vocals")}],
+                        "accompaniment": [{"path": str(toy / "accompaniment")}],
+                    },
+                },
+            }
+        )
+    )
+    examples = task.validation_examples()
+    assert len(examples) == 2 and examples[0]["mixture"].shape == (1, RATE)
 
 
 def test_musdb_through_the_musdb_package(tmp_path):

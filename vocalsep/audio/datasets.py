@@ -15,11 +15,13 @@ import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from ..core.config import Config
 from ..core.errors import ConfigError
+from ..core.registry import Registry
 from . import augment
 from .io import resample
 from .pools import AudioPool, DatasetError, SourceSpec, cached_array
@@ -111,25 +113,39 @@ class FolderConfig(Config):
 
 @dataclass(frozen=True)
 class DataConfig(Config):
-    """kind: synthesized | musdb | folder. Examples are `segment_seconds` long at the model's
-    rate with `channels` channels. validation: "" (held-out part of the same kind) or
-    "folder:<path>" (paired tracks, e.g. real mixtures). cache_dir: decoded-audio cache ("" =
-    keep in RAM)."""
+    """kind: a name in `DATASETS` (synthesized, musdb, folder), configured by the section of
+    the same name. Examples are `segment_seconds` long at the model's rate with `channels`
+    channels. validation_folder: "" (validate on a held-out part of the same kind) or a folder
+    of paired tracks `<track>/{mixture,vocals,accompaniment}.*` (e.g. real mixtures), cut to
+    `validation_seconds` (0: whole). cache_dir: decoded-audio cache ("" = keep in RAM)."""
 
     kind: str = "synthesized"
     segment_seconds: float = 4.0
     channels: int = 1
     validation_examples: int = 64
     validation_seconds: float = 0.0
-    validation: str = ""
+    validation_folder: str = ""
     cache_dir: str = ""
     synthesized: SynthesizedConfig = field(default_factory=SynthesizedConfig)
     musdb: MusdbConfig = field(default_factory=MusdbConfig)
     folder: FolderConfig = field(default_factory=FolderConfig)
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> DataConfig:
+        """As `Config.from_dict`; the string `validation = "folder:PATH"` of earlier run
+        configs is read as `validation_folder = "PATH"`."""
+        if isinstance(data, dict) and "validation" in data:
+            data = dict(data)
+            value = data.pop("validation")
+            if value and not (isinstance(value, str) and value.startswith("folder:")):
+                raise ConfigError(f'data.validation {value!r}: use validation_folder = "PATH"')
+            if value:
+                data.setdefault("validation_folder", value.removeprefix("folder:"))
+        return super().from_dict(data)
+
     def __post_init__(self) -> None:
-        if self.kind not in ("synthesized", "musdb", "folder"):
-            raise ConfigError(f"data.kind must be synthesized, musdb or folder, got {self.kind!r}")
+        if self.kind not in DATASETS:
+            raise ConfigError(f"data.kind must be one of {', '.join(DATASETS)}, got {self.kind!r}")
         if self.segment_seconds <= 0 or self.channels < 1 or self.validation_examples < 1:
             raise ConfigError(
                 "data: need segment_seconds > 0, channels >= 1, validation_examples >= 1"
@@ -333,3 +349,16 @@ class MusdbMixtures(ExampleSource):
         accompaniment = stems["drums"] + stems["bass"] + stems["other"]
         vocals = stems["vocals"]
         return {"mixture": vocals + accompaniment, "vocals": vocals, "accompaniment": accompaniment}
+
+
+def _folder_excerpts(data: DataConfig, spec: ExcerptSpec) -> ExampleSource:
+    from .pairs import PairedExcerpts  # the folder layout shares code with evaluation
+
+    return PairedExcerpts(data.folder, spec)
+
+
+# Dataset kind -> its example source, built from the data config and what to cut.
+DATASETS: Registry[Callable[[DataConfig, ExcerptSpec], ExampleSource]] = Registry("dataset kind")
+DATASETS.register("synthesized", lambda data, spec: SynthesizedMixtures(data.synthesized, spec))
+DATASETS.register("musdb", lambda data, spec: MusdbMixtures(data.musdb, spec))
+DATASETS.register("folder", _folder_excerpts)

@@ -31,7 +31,7 @@ from ..core.errors import ConfigError
 from ..core.losses import LOSSES
 from ..core.networks import architecture_names, network_config
 from ..core.unet import PRESETS, preset
-from .datasets import DataConfig, ExcerptSpec, MusdbMixtures, SynthesizedMixtures
+from .datasets import DATASETS, DataConfig, ExcerptSpec
 from .metrics import signal_to_distortion_ratio
 from .models import (
     MODEL_TYPES,
@@ -42,7 +42,6 @@ from .models import (
     spectrogram_masks,
     waveform_context,
 )
-from .pools import DatasetError
 from .stft import STFT
 from .tracks import STEMS
 
@@ -182,13 +181,7 @@ class SeparationTask:
             cache_dir=self._cache_dir(),
             progress=self.progress,
         )
-        if data.kind == "synthesized":
-            return SynthesizedMixtures(data.synthesized, spec)
-        if data.kind == "musdb":
-            return MusdbMixtures(data.musdb, spec)
-        from .pairs import PairedExcerpts  # the folder layout shares code with evaluation
-
-        return PairedExcerpts(data.folder, spec)
+        return DATASETS.get(data.kind)(data, spec)
 
     def training_examples(self, seed: int):
         return self._dataset("train", seed)
@@ -197,18 +190,14 @@ class SeparationTask:
         """The fixed validation set (built once, then kept)."""
         if self._validation is None:
             data = self.config.data
-            if data.validation.startswith("folder:"):
+            if data.validation_folder:
                 from .pairs import full_tracks
 
                 self._validation = full_tracks(
-                    data.validation.removeprefix("folder:"),
+                    data.validation_folder,
                     sample_rate=self.config.model.sample_rate,
                     channels=data.channels,
                     max_seconds=data.validation_seconds,
-                )
-            elif data.validation:
-                raise DatasetError(
-                    f"data.validation must be empty or 'folder:PATH', got {data.validation!r}"
                 )
             else:
                 dataset = self._dataset("validation", VALIDATION_SEED)
