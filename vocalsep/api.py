@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from .audio.files import plan_jobs, separate_file
+from .audio.files import check_output_options, plan_jobs, separate_file
 from .audio.scoring import evaluate
 from .audio.separator import Separator
 from .core.config import FieldError
@@ -33,6 +33,7 @@ if TYPE_CHECKING:
 __all__ = [
     "Job",
     "Separator",
+    "check_output_options",
     "load_separator",
     "plan_jobs",
     "predict_mask",

@@ -25,7 +25,7 @@ from vocalsep.audio.evaluation import (
 from vocalsep.audio.published import format_comparison, published_results
 from vocalsep.audio.separator import Separator
 from vocalsep.audio.tracks import TrackError, find_folder_tracks, load_track
-from vocalsep.core.errors import OutputExistsError
+from vocalsep.core.errors import OptionError, OutputExistsError
 
 museval = pytest.importorskip("museval")
 
@@ -312,11 +312,11 @@ def test_comparison_is_labelled(dataset):
 
 
 def test_api_options(dataset, tiny_checkpoint):
-    with pytest.raises(EvaluationError, match="exactly one"):
+    with pytest.raises(OptionError, match="exactly one"):
         api.evaluate(dataset, baseline="irm", model=tiny_checkpoint)
-    with pytest.raises(EvaluationError, match="exactly one"):
+    with pytest.raises(OptionError, match="exactly one"):
         api.evaluate(dataset)
-    with pytest.raises(EvaluationError, match="unknown target"):
+    with pytest.raises(OptionError, match="unknown target"):
         api.evaluate(dataset, baseline="irm", targets=["drums"])
     with pytest.raises(EvaluationError, match="matches"):
         api.evaluate(dataset, baseline="irm", names=["nope"])

@@ -164,7 +164,7 @@ def bad_inputs(tmp_path, dataset):
         "unknown_target": (
             ["--root", dataset, "--baseline", "irm", "--targets", "drums"],
             "unknown target",
-            1,
+            2,  # options that do not fit: a usage error, like an unknown stem in separate
         ),
         "no_match": (["--root", dataset, "--baseline", "irm", "--filter", "zzz"], "matches", 1),
         "musdb_root": (["--dataset", "musdb18", "--root", empty, "--baseline", "irm"], "test", 1),

@@ -9,7 +9,7 @@ import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from ..core.errors import VocalsepError
+from ..core.errors import OptionError, VocalsepError
 from ..core.outputs import Job, OutputError
 from ..core.outputs import plan as plan_outputs
 from . import plot as audio_plot
@@ -40,6 +40,30 @@ def _audio_files(folder: Path, exclude: Path) -> list[Path]:
 
 def _no_audio(folder: Path) -> str:
     return f"{folder}: folder holds no audio files ({' '.join(sorted(AUDIO_EXTENSIONS))})"
+
+
+def check_output_options(
+    separator: Separator, stems: Sequence[str], format: str, bit_depth: str
+) -> None:
+    """Raise `OptionError` (before any work) for stems the model does not give, or an output
+    format and bit depth that do not go together."""
+    unknown = [stem for stem in stems if stem not in separator.stems]
+    if unknown or not stems:
+        raise OptionError(
+            f"unknown stem(s) {', '.join(unknown) or '(none given)'}; this model gives "
+            f"{', '.join(separator.stems)}",
+            ("stems",),
+        )
+    if format not in FORMATS or bit_depth not in BIT_DEPTHS:
+        raise OptionError(
+            f"format must be one of {FORMATS} and bit depth one of {BIT_DEPTHS}",
+            ("format", "bit_depth"),
+        )
+    if format == "flac" and bit_depth == "32f":
+        raise OptionError(
+            "FLAC stores 16 or 24-bit samples: choose bit depth 16 or 24, or wav",
+            ("format", "bit_depth"),
+        )
 
 
 def plan_jobs(
@@ -105,13 +129,7 @@ def separate_file(
     """
     separator = separator or Separator.from_pretrained(model, device=device)
     stems = list(stems or separator.stems)
-    unknown = [stem for stem in stems if stem not in separator.stems]
-    if unknown:
-        raise OutputError(
-            f"unknown stem(s) {', '.join(unknown)}; this model gives {', '.join(separator.stems)}"
-        )
-    if format not in FORMATS or bit_depth not in BIT_DEPTHS:
-        raise OutputError(f"format must be one of {FORMATS} and bit depth one of {BIT_DEPTHS}")
+    check_output_options(separator, stems, format, bit_depth)
     if plot:
         audio_plot.check_plotting()
     if outputs is None:

@@ -7,6 +7,7 @@ import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from ..core.errors import OptionError
 from . import evaluation, tracks
 from .separator import Separator
 
@@ -42,25 +43,28 @@ def evaluate(
     messages.
     """
 
-    options = {"--model": model, "--baseline": baseline, "--estimates": estimates}
+    options = {"model": model, "baseline": baseline, "estimates": estimates}
     chosen = [option for option, value in options.items() if value is not None]
     if len(chosen) != 1:
         given = f"got {' and '.join(chosen)}" if chosen else "got none"
-        raise evaluation.EvaluationError(
-            f"give exactly one of --model, --baseline or --estimates to evaluate ({given})"
+        raise OptionError(
+            f"give exactly one of model, baseline or estimates to score ({given})",
+            ("model", "baseline", "estimates"),
         )
     unknown = [target for target in targets if target not in evaluation.TARGETS]
     if unknown or not targets:
-        raise evaluation.EvaluationError(
+        raise OptionError(
             f"unknown target(s) {', '.join(unknown) or '(none given)'}; "
-            f"choose from {', '.join(evaluation.TARGETS)}"
+            f"choose from {', '.join(evaluation.TARGETS)}",
+            ("targets",),
         )
     if baseline is not None and baseline not in evaluation.BASELINES:
-        raise evaluation.EvaluationError(
-            f"unknown baseline {baseline!r}; choose from {', '.join(evaluation.BASELINES)}"
+        raise OptionError(
+            f"unknown baseline {baseline!r}; choose from {', '.join(evaluation.BASELINES)}",
+            ("baseline",),
         )
     if max_tracks is not None and max_tracks < 1:
-        raise evaluation.EvaluationError(f"--tracks must be at least 1, got {max_tracks}")
+        raise OptionError(f"the number of tracks must be at least 1, got {max_tracks}", ("tracks",))
 
     if dataset == "folder":
         found = tracks.find_folder_tracks(root)

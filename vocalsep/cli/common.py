@@ -25,6 +25,12 @@ def print_error(message: object, exists_hint: str = "") -> None:
     say("error", message)
 
 
+def option_error(error) -> str:
+    """An `OptionError` with the flags of the options it names."""
+    flags = ", ".join("--" + name.replace("_", "-") for name in getattr(error, "options", ()))
+    return f"{error} ({flags})" if flags else str(error)
+
+
 def one_line_warnings(show):
     """A `warnings.showwarning` that prints vocalsep's own warnings as one
     `vocalsep: warning: ...` line and hands every other warning to `show`."""
@@ -86,11 +92,13 @@ def _evaluation_bar(unit: str, no_progress: bool):
 def with_bar(unit: str, no_progress: bool, call):
     """`call(progress)` under an evaluation progress bar; a library error is printed as one
     line (after the bar is closed, so it does not land on the bar's line) and gives None."""
-    from ..core.errors import VocalsepError
+    from ..core.errors import OptionError, VocalsepError
 
     bar, progress = _evaluation_bar(unit, no_progress)
     try:
         return call(progress)
+    except OptionError:
+        raise  # the caller reports it as a usage error
     except (VocalsepError, ValueError) as error:
         bar.close()
         print_error(error)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from .common import add_device, print_error, with_bar
+from .common import add_device, option_error, print_error, with_bar
 
 
 def add_parser(commands) -> None:
@@ -112,32 +112,33 @@ def _evaluate(args: argparse.Namespace) -> int:
     if args.flip:
         print_error("--flip: only for --task image (mirror averaging of segmentation logits)")
         return 2
-    chosen = [flag for flag in ("model", "baseline", "estimates") if getattr(args, flag)]
-    if len(chosen) != 1:
-        given = " and ".join(f"--{flag}" for flag in chosen) or "none"
-        print_error(f"give exactly one of --model, --baseline or --estimates (got {given})")
+    from ..core.errors import OptionError
+
+    try:
+        result = with_bar(
+            "track",
+            args.no_progress,
+            lambda progress: api.evaluate(
+                args.root,
+                dataset=args.dataset,
+                subset=args.subset,
+                model=args.model,
+                baseline=args.baseline,
+                estimates=args.estimates,
+                targets=[target for target in args.targets.split(",") if target],
+                names=args.filter,
+                max_tracks=args.tracks,
+                output_dir=args.output,
+                csv=args.csv,
+                overwrite=args.overwrite,
+                device=args.device,
+                wiener=args.wiener,
+                progress=progress,
+            ),
+        )
+    except OptionError as error:  # options that do not fit together: a usage error
+        print_error(option_error(error))
         return 2
-    result = with_bar(
-        "track",
-        args.no_progress,
-        lambda progress: api.evaluate(
-            args.root,
-            dataset=args.dataset,
-            subset=args.subset,
-            model=args.model,
-            baseline=args.baseline,
-            estimates=args.estimates,
-            targets=[target for target in args.targets.split(",") if target],
-            names=args.filter,
-            max_tracks=args.tracks,
-            output_dir=args.output,
-            csv=args.csv,
-            overwrite=args.overwrite,
-            device=args.device,
-            wiener=args.wiener,
-            progress=progress,
-        ),
-    )
     if result is None:
         return 1
     print(result.describe())

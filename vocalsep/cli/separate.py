@@ -6,7 +6,15 @@ import argparse
 import sys
 
 from .._version import __version__
-from .common import KEEP_HINT, PROG, add_device, add_existing, print_error, report_skipped
+from .common import (
+    KEEP_HINT,
+    PROG,
+    add_device,
+    add_existing,
+    option_error,
+    print_error,
+    report_skipped,
+)
 
 
 def add_parsers(commands) -> None:
@@ -106,11 +114,8 @@ def _separate(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from .. import api
-    from ..core.errors import VocalsepError
+    from ..core.errors import OptionError, VocalsepError
 
-    if args.format == "flac" and args.bit_depth == "32f":
-        print_error("FLAC stores 16 or 24-bit samples; use --bit-depth 16/24 or --format wav")
-        return 2
     try:
         if args.plot:
             from ..audio.plot import check_plotting
@@ -127,12 +132,10 @@ def _separate(args: argparse.Namespace) -> int:
         return 1
     stems = [stem.strip() for stem in args.stems.split(",")] if args.stems else separator.stems
     stems = [stem for stem in stems if stem]
-    unknown = [stem for stem in stems if stem not in separator.stems]
-    if unknown or not stems:
-        print_error(
-            f"unknown stem(s) {', '.join(unknown) or '(none given)'}; this model gives "
-            f"{', '.join(separator.stems)}"
-        )
+    try:
+        api.check_output_options(separator, stems, args.format, args.bit_depth)
+    except OptionError as error:
+        print_error(option_error(error))
         return 2
     try:
         jobs = api.plan_jobs(

@@ -28,3 +28,14 @@ class OutputExistsError(VocalsepError):
     def __init__(self, path) -> None:
         self.path = path
         super().__init__(f"{path} exists; pass overwrite=True to replace it")
+
+
+class OptionError(ConfigError):
+    """The options of a call do not fit the model or each other (an unknown stem, two things
+    to score at once, ...): the caller's mistake, found before any work. `options` names the
+    parameters concerned, so the command line can name its flags; it reports the error as a
+    usage error (exit code 2)."""
+
+    def __init__(self, message: str, options: tuple[str, ...] = ()) -> None:
+        super().__init__(message)
+        self.options = options
