@@ -6,10 +6,14 @@ Every factory takes `dims` (1: tensors `(batch, channels, length)`, 2: tensors
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
+
 import torch
 from torch import nn
 
 from .errors import ConfigError
+from .registry import Registry
 
 NORMS = ("batch", "instance", "group", "none")
 ACTIVATIONS = ("leaky_relu", "relu", "gelu", "tanh")
@@ -117,3 +121,35 @@ def activation(name: str, negative_slope: float = 0.2) -> nn.Module:
     if name == "tanh":
         return nn.Tanh()
     raise ConfigError(f"activation must be one of {ACTIVATIONS}, got {name!r}")
+
+
+# -- parts chosen by name ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SkipFusion:
+    """How a decoder level joins the encoder's feature of its resolution (`skip`, or None
+    where there is none) to its own `x`: `fuse(x, skip)`, and the width that gives
+    (`width(features, skip_width)`, a `ConfigError` where the widths cannot be fused)."""
+
+    fuse: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+    width: Callable[[int, int], int]
+
+
+def _same_width(features: int, skip: int) -> int:
+    if skip and features != skip:
+        raise ConfigError(f"an additive skip needs equal widths, got {features} and {skip}")
+    return features
+
+
+SKIP_FUSIONS: Registry[SkipFusion] = Registry("skip fusion")
+SKIP_FUSIONS.register(
+    "concat", SkipFusion(lambda x, skip: torch.cat([x, skip], dim=1), lambda w, s: w + s)
+)
+SKIP_FUSIONS.register("add", SkipFusion(lambda x, skip: x + skip, _same_width))
+SKIP_FUSIONS.register("none", SkipFusion(lambda x, skip: x, lambda w, s: w))
+
+# What the output layer's values become: masks in [0, 1], or raw logits.
+HEADS: Registry[Callable[[torch.Tensor], torch.Tensor]] = Registry("head")
+HEADS.register("mask", torch.sigmoid)
+HEADS.register("logits", lambda x: x)

@@ -23,8 +23,8 @@ from .registry import Registry
 
 DOWNSAMPLES = ("conv", "decimate")
 UPSAMPLES = ("transposed", "interpolate", "learned")
-SKIPS = ("concat", "add", "none")
-HEADS = ("mask", "logits")
+SKIPS = tuple(blocks.SKIP_FUSIONS.names())  # concat (U-Net), add (FCN), none
+HEADS = tuple(blocks.HEADS.names())  # mask, logits
 
 
 @dataclass(frozen=True)
@@ -158,11 +158,13 @@ def _decoder_widths(config: EncoderDecoderConfig) -> tuple[list[tuple[int, int, 
     skips = list(c.channels) if c.downsample == "decimate" else [0, *c.channels[:-1]]
     if c.skip == "none":
         skips = [0] * c.depth
+    fusion = blocks.SKIP_FUSIONS.get(c.skip)
 
     def fuse(width: int, skip: int, level: int) -> int:
-        if c.skip == "add" and skip and width != skip:
-            raise ConfigError(f"skip='add' at level {level} adds widths {width} and {skip}")
-        return width + skip if c.skip == "concat" else width
+        try:
+            return fusion.width(width, skip)
+        except ConfigError as error:
+            raise ConfigError(f"skip={c.skip!r} at level {level}: {error}") from None
 
     width = c.bottleneck_channels or c.channels[-1]
     plan = []
@@ -191,6 +193,9 @@ class EncoderDecoder(nn.Module):
         super().__init__()
         self.config = c = config
         plan, width = _decoder_widths(c)
+        # Parts chosen by name (registries in `blocks`): they hold no weights.
+        self._fusion = blocks.SKIP_FUSIONS.get(c.skip)
+        self._head = blocks.HEADS.get(c.head)
         bias = c.norm == "none"  # a following norm's shift makes a conv bias redundant
         down_stride = c.stride if c.downsample == "conv" else 1
         extra = c.convs_per_level - 1
@@ -258,9 +263,7 @@ class EncoderDecoder(nn.Module):
         return nn.Sequential(*layers, *([nn.Dropout(dropout)] if dropout else []))
 
     def _fuse(self, x: torch.Tensor, skip: torch.Tensor | None) -> torch.Tensor:
-        if skip is None or self.config.skip == "none":
-            return x
-        return torch.cat([x, skip], dim=1) if self.config.skip == "concat" else x + skip
+        return x if skip is None else self._fusion.fuse(x, skip)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """`x`: `(batch, in_channels, *spatial)` -> `(batch, out_channels, *spatial)`."""
@@ -299,8 +302,7 @@ class EncoderDecoder(nn.Module):
                 x = self.refine[level](x)
         if self.head is not None:
             x = self.head(torch.cat([x, inputs], dim=1) if c.input_skip else x)
-        if c.head == "mask":
-            x = torch.sigmoid(x)
+        x = self._head(x)
         return x[(..., *[slice(0, n) for n in size])]
 
 
