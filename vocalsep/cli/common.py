@@ -25,6 +25,20 @@ def print_error(message: object, exists_hint: str = "") -> None:
     say("error", message)
 
 
+def run_job(job, work):
+    """`work()` for one input of a batch: what it returns, or None after one error line (the
+    batch goes on with the next input)."""
+    from ..core.errors import VocalsepError
+
+    try:
+        return work()
+    except VocalsepError as error:
+        print_error(error, KEEP_HINT)
+    except OSError as error:
+        print_error(f"{job.input}: {error.strerror or error}; check the disk and the output folder")
+    return None
+
+
 def option_error(error) -> str:
     """An `OptionError` with the flags of the options it names."""
     flags = ", ".join("--" + name.replace("_", "-") for name in getattr(error, "options", ()))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from .common import KEEP_HINT, add_device, add_existing, print_error, report_skipped
+from .common import KEEP_HINT, add_device, add_existing, print_error, report_skipped, run_job
 
 
 def add_parser(commands) -> None:
@@ -79,23 +79,19 @@ def _segment(args: argparse.Namespace) -> int:
             continue
         if job.skipped:
             continue
-        try:
-            written = api.segment_file(
+        written = run_job(
+            job,
+            lambda job=job: api.segment_file(
                 job.input,
                 model=model,
                 overwrite=args.overwrite,
                 outputs=job.outputs,
                 flip=args.flip,
-            )
-        except VocalsepError as error:
-            print_error(error, KEEP_HINT)
+            ),
+        )
+        if written is None:
             failed += 1
-        except OSError as error:
-            print_error(
-                f"{job.input}: {error.strerror or error}; check the disk and the output folder"
-            )
-            failed += 1
-        else:
-            for path in written.values():
-                print(path)
+            continue
+        for path in written.values():
+            print(path)
     return 1 if failed else 0

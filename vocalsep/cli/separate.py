@@ -14,6 +14,7 @@ from .common import (
     option_error,
     print_error,
     report_skipped,
+    run_job,
 )
 
 
@@ -173,30 +174,27 @@ def _separate(args: argparse.Namespace) -> int:
             bar.refresh()
 
         try:
-            written = api.separate_file(
-                job.input,
-                args.out,
-                separator=separator,
-                stems=stems,
-                format=args.format,
-                bit_depth=args.bit_depth,
-                overwrite=args.overwrite,
-                outputs=job.outputs,
-                progress=progress,
+            written = run_job(
+                job,
+                lambda job=job, progress=progress: api.separate_file(
+                    job.input,
+                    args.out,
+                    separator=separator,
+                    stems=stems,
+                    format=args.format,
+                    bit_depth=args.bit_depth,
+                    overwrite=args.overwrite,
+                    outputs=job.outputs,
+                    progress=progress,
+                ),
             )
-        except VocalsepError as error:
-            print_error(error, KEEP_HINT)
-            failed += 1
-        except OSError as error:
-            print_error(
-                f"{job.input}: {error.strerror or error}; check the disk and the output folder"
-            )
-            failed += 1
-        else:
-            for path in written.values():
-                files.write(str(path), file=sys.stdout)  # keeps the bars intact on a terminal
         finally:
             bar.close()
+        if written is None:
+            failed += 1
+            continue
+        for path in written.values():
+            files.write(str(path), file=sys.stdout)  # keeps the bars intact on a terminal
     files.close()
     return 1 if failed else 0
 
