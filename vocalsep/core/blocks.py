@@ -134,6 +134,7 @@ class SkipFusion:
 
     fuse: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
     width: Callable[[int, int], int]
+    takes_skips: bool = True  # False: the decoder never sees the encoder's features
 
 
 def _same_width(features: int, skip: int) -> int:
@@ -147,7 +148,7 @@ SKIP_FUSIONS.register(
     "concat", SkipFusion(lambda x, skip: torch.cat([x, skip], dim=1), lambda w, s: w + s)
 )
 SKIP_FUSIONS.register("add", SkipFusion(lambda x, skip: x + skip, _same_width))
-SKIP_FUSIONS.register("none", SkipFusion(lambda x, skip: x, lambda w, s: w))
+SKIP_FUSIONS.register("none", SkipFusion(lambda x, skip: x, lambda w, s: w, takes_skips=False))
 
 # What the output layer's values become: masks in [0, 1], or raw logits.
 HEADS: Registry[Callable[[torch.Tensor], torch.Tensor]] = Registry("head")

@@ -20,9 +20,10 @@ from .config import Config
 from .errors import ConfigError
 from .networks import register_architecture
 from .registry import Registry
+from .sampling import DOWNSAMPLINGS, UPSAMPLINGS
 
-DOWNSAMPLES = ("conv", "decimate")
-UPSAMPLES = ("transposed", "interpolate", "learned")
+DOWNSAMPLES = tuple(DOWNSAMPLINGS.names())  # conv, decimate
+UPSAMPLES = tuple(UPSAMPLINGS.names())  # interpolate, learned, transposed
 SKIPS = tuple(blocks.SKIP_FUSIONS.names())  # concat (U-Net), add (FCN), none
 HEADS = tuple(blocks.HEADS.names())  # mask, logits
 
@@ -134,11 +135,11 @@ class EncoderDecoderConfig(Config):
         down = self.kernel_size // 2
         up = (self.up_kernel_size or self.kernel_size) // 2
         # Samples of resolution r_k between an upsampled sample and the inputs it mixes:
-        reach = {"transposed": 0, "interpolate": -(-3 * stride // 2), "learned": stride - 1}
+        reach = UPSAMPLINGS.get(self.upsample).reach(stride)
         extra = self.convs_per_level - 1  # encoder extras at r_{k+1} at most, decoder's at r_k
         field = self.head_kernel_size // 2
         for level in range(self.depth):
-            field += (down + up + reach[self.upsample] + extra * down) * stride**level
+            field += (down + up + reach + extra * down) * stride**level
             field += extra * down * stride ** (level + 1)
         if self.bottleneck_channels:
             field += down * stride**self.depth
@@ -155,10 +156,9 @@ def _decoder_widths(config: EncoderDecoderConfig) -> tuple[list[tuple[int, int, 
     """
     c = config
     # Skip width at r_0 .. r_{depth-1} (0: none); "conv" mode has no skip at full resolution.
-    skips = list(c.channels) if c.downsample == "decimate" else [0, *c.channels[:-1]]
-    if c.skip == "none":
-        skips = [0] * c.depth
+    downsampling, upsampling = DOWNSAMPLINGS.get(c.downsample), UPSAMPLINGS.get(c.upsample)
     fusion = blocks.SKIP_FUSIONS.get(c.skip)
+    skips = downsampling.skip_widths(c.channels) if fusion.takes_skips else [0] * c.depth
 
     def fuse(width: int, skip: int, level: int) -> int:
         try:
@@ -173,8 +173,8 @@ def _decoder_widths(config: EncoderDecoderConfig) -> tuple[list[tuple[int, int, 
         if k == 0:
             out = c.channels[0] if c.head_kernel_size else c.out_channels
         else:
-            out = c.channels[k] if c.downsample == "decimate" else c.channels[k - 1]
-        if c.upsample == "transposed":
+            out = downsampling.decoder_width(c.channels, k)
+        if upsampling.in_conv:
             if k == 0 and skips[0] and not c.head_kernel_size:
                 raise ConfigError("a skip at full resolution needs head_kernel_size > 0")
             fused = fuse(out, skips[k], k)
@@ -197,7 +197,9 @@ class EncoderDecoder(nn.Module):
         self._fusion = blocks.SKIP_FUSIONS.get(c.skip)
         self._head = blocks.HEADS.get(c.head)
         bias = c.norm == "none"  # a following norm's shift makes a conv bias redundant
-        down_stride = c.stride if c.downsample == "conv" else 1
+        self._down = DOWNSAMPLINGS.get(c.downsample)
+        self._up = UPSAMPLINGS.get(c.upsample)
+        down_stride = self._down.conv_stride(c.stride)
         extra = c.convs_per_level - 1
         self.encoder = nn.ModuleList(
             self._block(
@@ -218,17 +220,15 @@ class EncoderDecoder(nn.Module):
         # convs_per_level is 1, so that such networks keep their parameter names.
         self.refine = nn.ModuleList() if extra else None
         up_kernel = c.up_kernel_size or c.kernel_size
-        self.upsamplers = nn.ModuleList()  # "learned" only: one per decoder level
+        self.upsamplers = nn.ModuleList()  # learned upsampling only: one per decoder level
         upsampled = c.bottleneck_channels or c.channels[-1]  # width entering the deepest level
         for level, (i, o, refined) in enumerate(plan):
-            if c.upsample == "learned":
-                self.upsamplers.append(blocks.LearnedInterpolation(c.dims, upsampled, c.stride))
-                upsampled = o
+            upsampler = self._up.upsampler(c.dims, upsampled, c.stride)
+            if upsampler is not None:
+                self.upsamplers.append(upsampler)
+            upsampled = o
             last = level == c.depth - 1 and not c.head_kernel_size
-            if c.upsample == "transposed":
-                conv = blocks.conv_transpose(c.dims, i, o, up_kernel, c.stride, bias or last)
-            else:
-                conv = blocks.conv(c.dims, i, o, up_kernel, bias=bias or last)
+            conv = self._up.conv(c.dims, i, o, up_kernel, c.stride, bias or last)
             dropout = c.decoder_dropout[level] if level < len(c.decoder_dropout) else 0.0
             self.decoder.append(
                 conv if last else self._block(conv, o, c.decoder_activation, dropout)
@@ -279,24 +279,16 @@ class EncoderDecoder(nn.Module):
         inputs = x
         skips: list[torch.Tensor | None] = []  # the encoder feature at r_0 .. r_{depth-1}
         for level, block in enumerate(self.encoder):
-            if c.downsample == "conv":
-                skips.append(x if level else None)  # the raw input is no skip
-                x = block(x)
-            else:
-                x = block(x)
-                skips.append(x)
-                x = x[(..., *[slice(None, None, c.stride)] * c.dims)]
+            x, skip = self._down.step(block, x, level, c.stride, c.dims)
+            skips.append(skip)
         if self.bottleneck is not None:
             x = self.bottleneck(x)
-        mode = "linear" if c.dims == 1 else "bilinear"
         for level, (block, skip) in enumerate(zip(self.decoder, reversed(skips), strict=True)):
-            if c.upsample == "transposed":
+            if self._up.in_conv:
                 x = self._fuse(block(x), skip)
             else:
-                if c.upsample == "learned":
-                    x = self.upsamplers[level](x)
-                else:
-                    x = F.interpolate(x, scale_factor=c.stride, mode=mode, align_corners=False)
+                upsampler = self.upsamplers[level] if level < len(self.upsamplers) else None
+                x = self._up.upsample(x, upsampler, c.stride, c.dims)
                 x = block(self._fuse(x, skip))
             if self.refine is not None:
                 x = self.refine[level](x)
