@@ -66,7 +66,12 @@ if "gated-stack" not in ARCHITECTURES:
 
 # -- the tester -------------------------------------------------------------------------------
 
-SMALL = {"unet": {"channels": (4, 8)}, "gated-stack": {}}
+SMALL = {
+    "unet": {"channels": (4, 8)},
+    "gated-stack": {},
+    "resunet": {"channels": (4, 8, 8)},
+    "attention_unet": {"channels": (4, 8, 8)},
+}
 
 
 def small(name: str, dims: int, **fields):

@@ -217,12 +217,12 @@ class SpectrogramMaskModel(SeparationModel):
 
     def __init__(self, config: SpectrogramModelConfig, architecture: str, network: Config) -> None:
         super().__init__(config, architecture, network)
-        # A network whose config has a head field must emit masks; one without a head field
-        # emits logits, and the model turns them into masks.
-        head = getattr(network, "head", None)
-        if head not in (None, "mask"):
-            raise ConfigError("a spectrogram masking model needs a network with a 'mask' head")
-        self.to_mask = nn.Sigmoid() if head is None else nn.Identity()
+        # A network with a "mask" head emits masks; one with "logits" (or no head field) emits
+        # logits, and the model turns them into masks.
+        head = getattr(network, "head", "logits")
+        if head not in ("mask", "logits"):
+            raise ConfigError(f"a spectrogram model needs a mask or logits head, not {head}")
+        self.to_mask = nn.Identity() if head == "mask" else nn.Sigmoid()
         # Per-bin affine input normalisation (as in Open-Unmix): lets training equalise the
         # strongly sloped music spectrum; starts as the identity.
         self.input_offset = nn.Parameter(torch.zeros(config.band_bins, 1))

@@ -28,7 +28,7 @@ NetworkEntry = tuple[type[Config], Callable[[Any], nn.Module]]
 ARCHITECTURES: Registry[NetworkEntry] = Registry("architecture")
 
 # Modules that register the architectures vocalsep ships (imported on first use).
-_BUILT_IN = ("vocalsep.core.unet",)
+_BUILT_IN = ("vocalsep.core.unet", "vocalsep.core.resunet", "vocalsep.core.attention_unet")
 
 
 def register_architecture(

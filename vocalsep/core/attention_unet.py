@@ -1,0 +1,69 @@
+"""`attention_unet`: Oktay et al. 2018, "Attention U-Net": a U-Net (double conv-norm-ReLU
+blocks) whose skips pass through attention gates, `skip * sigmoid(psi(relu(W_x skip + W_g
+g)))`, with the gating signal `g` the decoder's upsampled features at the skip's resolution:
+the decoder learns where in the skip to look."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from . import blocks
+from .config import Config
+from .levels import Levels, check_levels, conv_norm_act, levels_receptive_field
+from .networks import register_architecture
+
+
+@dataclass(frozen=True)
+class AttentionUNetConfig(Config):
+    dims: int = 2
+    in_channels: int = 1
+    out_channels: int = 1
+    channels: tuple[int, ...] = (16, 32, 64, 128, 256)
+    kernel_size: int = 3
+    stride: int = 2
+    norm: str = "batch"
+    head: str = "logits"
+
+    def __post_init__(self) -> None:
+        check_levels(self)
+
+    @property
+    def shift_multiple(self) -> int:
+        return self.stride ** (len(self.channels) - 1)
+
+    @property
+    def receptive_field(self) -> int:
+        return levels_receptive_field(self, 2 * (self.kernel_size // 2))
+
+
+class AttentionGate(nn.Module):
+    """Weighs a skip `(batch, skip, *n)` by a gating signal `(batch, gating, *n)`."""
+
+    def __init__(self, dims: int, skip: int, gating: int) -> None:
+        super().__init__()
+        inner = max(1, skip // 2)
+        self.skip = blocks.conv(dims, skip, inner, 1, bias=False)
+        self.gating = blocks.conv(dims, gating, inner, 1)
+        self.psi = blocks.conv(dims, inner, 1, 1)
+
+    def forward(self, skip: torch.Tensor, gating: torch.Tensor) -> torch.Tensor:
+        weight = torch.sigmoid(self.psi(torch.relu(self.skip(skip) + self.gating(gating))))
+        return skip * weight
+
+
+def build(config: AttentionUNetConfig) -> Levels:
+    c = config
+
+    def double_conv(i: int, o: int) -> nn.Module:
+        return nn.Sequential(
+            *conv_norm_act(c.dims, i, o, c.kernel_size, c.norm),
+            *conv_norm_act(c.dims, o, o, c.kernel_size, c.norm),
+        )
+
+    return Levels(config, double_conv, lambda s, g: AttentionGate(c.dims, s, g))
+
+
+register_architecture("attention_unet", AttentionUNetConfig, build)

@@ -1,0 +1,58 @@
+"""`resunet`: a U-Net whose blocks are residual (He et al. 2016 blocks in the U-Net of
+Ronneberger et al. 2015, as in Zhang, Liu and Wang 2018, "Road extraction by deep residual
+U-Net"): two conv-norm layers plus a shortcut (1x1 where the width changes), then ReLU."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from . import blocks
+from .config import Config
+from .levels import Levels, check_levels, conv_norm_act, levels_receptive_field
+from .networks import register_architecture
+
+
+@dataclass(frozen=True)
+class ResUNetConfig(Config):
+    dims: int = 2
+    in_channels: int = 1
+    out_channels: int = 1
+    channels: tuple[int, ...] = (16, 32, 64, 128, 256)
+    kernel_size: int = 3
+    stride: int = 2
+    norm: str = "batch"
+    head: str = "logits"
+
+    def __post_init__(self) -> None:
+        check_levels(self)
+
+    @property
+    def shift_multiple(self) -> int:
+        return self.stride ** (len(self.channels) - 1)
+
+    @property
+    def receptive_field(self) -> int:
+        return levels_receptive_field(self, 2 * (self.kernel_size // 2))
+
+
+class ResidualBlock(nn.Module):
+    def __init__(self, config: ResUNetConfig, i: int, o: int) -> None:
+        super().__init__()
+        c = config
+        layers = conv_norm_act(c.dims, i, o, c.kernel_size, c.norm)
+        layers += [blocks.conv(c.dims, o, o, c.kernel_size), blocks.norm(c.norm, c.dims, o)]
+        self.body = nn.Sequential(*layers)
+        self.shortcut = nn.Identity() if i == o else blocks.conv(c.dims, i, o, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.relu(self.body(x) + self.shortcut(x))
+
+
+def build(config: ResUNetConfig) -> Levels:
+    return Levels(config, lambda i, o: ResidualBlock(config, i, o))
+
+
+register_architecture("resunet", ResUNetConfig, build)
