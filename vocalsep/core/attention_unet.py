@@ -11,32 +11,14 @@ import torch
 from torch import nn
 
 from . import blocks
-from .config import Config
-from .levels import Levels, check_levels, conv_norm_act, levels_receptive_field
+from .levels import Levels, LevelsConfig, conv_norm_act
 from .networks import register_architecture
 
 
 @dataclass(frozen=True)
-class AttentionUNetConfig(Config):
-    dims: int = 2
-    in_channels: int = 1
-    out_channels: int = 1
-    channels: tuple[int, ...] = (16, 32, 64, 128, 256)
-    kernel_size: int = 3
-    stride: int = 2
-    norm: str = "batch"
-    head: str = "logits"
-
-    def __post_init__(self) -> None:
-        check_levels(self)
-
-    @property
-    def shift_multiple(self) -> int:
-        return self.stride ** (len(self.channels) - 1)
-
-    @property
-    def receptive_field(self) -> int:
-        return levels_receptive_field(self, 2 * (self.kernel_size // 2))
+class AttentionUNetConfig(LevelsConfig):
+    """Its fields are `LevelsConfig`'s (defaults: 2-D, widths 16-256 over five levels, 3x3
+    kernels, batch norm, logits)."""
 
 
 class AttentionGate(nn.Module):

@@ -11,13 +11,45 @@ config has `dims`, `in_channels`, `out_channels`, `channels` (one width per leve
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from . import blocks
+from .config import Config
 from .errors import ConfigError
+
+
+@dataclass(frozen=True)
+class LevelsConfig(Config):
+    """The fields of a network built on `Levels`; `block_reach` (samples each side that one
+    of the architecture's blocks reaches at its own resolution) sizes the receptive field."""
+
+    dims: int = 2
+    in_channels: int = 1
+    out_channels: int = 1
+    channels: tuple[int, ...] = (16, 32, 64, 128, 256)
+    kernel_size: int = 3
+    stride: int = 2
+    norm: str = "batch"
+    head: str = "logits"
+
+    def __post_init__(self) -> None:
+        check_levels(self)
+
+    @property
+    def block_reach(self) -> int:
+        return 2 * (self.kernel_size // 2)  # two same-size convs
+
+    @property
+    def shift_multiple(self) -> int:
+        return self.stride ** (len(self.channels) - 1)
+
+    @property
+    def receptive_field(self) -> int:
+        return levels_receptive_field(self, self.block_reach)
 
 
 def check_levels(config) -> None:
