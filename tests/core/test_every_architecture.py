@@ -71,6 +71,7 @@ SMALL = {
     "gated-stack": {},
     "resunet": {"channels": (4, 8, 8)},
     "attention_unet": {"channels": (4, 8, 8)},
+    "fcn": {"channels": (4, 8, 8)},
 }
 
 
@@ -228,3 +229,16 @@ def test_a_training_task_builds_the_architecture_it_names(tmp_path):
     assert model.network_config.width == 5 and model.network_config.in_channels == 1
     with pytest.raises(Exception, match="builds a unet"):
         build_task(load_run_config(config, ['task_config.preset="jansson2017"']))
+
+
+@pytest.mark.parametrize("factor", [2, 4])
+def test_fcn_upsampling_starts_as_linear_interpolation(factor):
+    from vocalsep.core.fcn import bilinear_transpose
+
+    ramp = torch.arange(20, dtype=torch.float32).reshape(1, 1, 20).repeat(1, 2, 1)
+    up = bilinear_transpose(1, 2, factor)(ramp).detach()
+    assert up.shape == (1, 2, 20 * factor)
+    inner = up[..., 2 * factor : -2 * factor]
+    steps = inner[..., 1:] - inner[..., :-1]
+    torch.testing.assert_close(steps, torch.full_like(steps, 1 / factor))  # a finer ramp
+    torch.testing.assert_close(up[:, 0], up[:, 1])  # each channel on its own

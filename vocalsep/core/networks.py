@@ -28,7 +28,12 @@ NetworkEntry = tuple[type[Config], Callable[[Any], nn.Module]]
 ARCHITECTURES: Registry[NetworkEntry] = Registry("architecture")
 
 # Modules that register the architectures vocalsep ships (imported on first use).
-_BUILT_IN = ("vocalsep.core.unet", "vocalsep.core.resunet", "vocalsep.core.attention_unet")
+_BUILT_IN = (
+    "vocalsep.core.unet",
+    "vocalsep.core.resunet",
+    "vocalsep.core.attention_unet",
+    "vocalsep.core.fcn",
+)
 
 
 def register_architecture(
