@@ -72,6 +72,7 @@ SMALL = {
     "resunet": {"channels": (4, 8, 8)},
     "attention_unet": {"channels": (4, 8, 8)},
     "fcn": {"channels": (4, 8, 8)},
+    "segnet": {"channels": (4, 8, 8)},
 }
 
 

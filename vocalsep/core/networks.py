@@ -33,6 +33,7 @@ _BUILT_IN = (
     "vocalsep.core.resunet",
     "vocalsep.core.attention_unet",
     "vocalsep.core.fcn",
+    "vocalsep.core.segnet",
 )
 
 
