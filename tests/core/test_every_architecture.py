@@ -73,6 +73,7 @@ SMALL = {
     "attention_unet": {"channels": (4, 8, 8)},
     "fcn": {"channels": (4, 8, 8)},
     "segnet": {"channels": (4, 8, 8)},
+    "gcn": {"channels": (4, 8, 8), "large_kernel": 5},
 }
 
 

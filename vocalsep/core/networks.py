@@ -34,6 +34,7 @@ _BUILT_IN = (
     "vocalsep.core.attention_unet",
     "vocalsep.core.fcn",
     "vocalsep.core.segnet",
+    "vocalsep.core.gcn",
 )
 
 
