@@ -6,7 +6,7 @@ Every factory takes `dims` (1: tensors `(batch, channels, length)`, 2: tensors
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -93,6 +93,19 @@ class LearnedInterpolation(nn.Module):
         weight = torch.sigmoid(logits).reshape(-1, *[1] * (x.dim() - 2), self.stride - 1)
         new = x[..., None] + (following - x)[..., None] * weight  # (B, C, ..., n, s - 1)
         return torch.cat([x[..., None], new], dim=-1).flatten(-2)
+
+
+def pad_to_multiple(x: torch.Tensor, multiple: int) -> torch.Tensor:
+    """Right-pad every spatial axis of `(batch, channels, *spatial)` with zeros to a multiple of
+    `multiple`, and to at least two of them (a norm cannot normalise a single element), so that
+    every level of a network divides exactly. `crop(y, x.shape[2:])` undoes it."""
+    extra = [max(2, -(-n // multiple)) * multiple - n for n in x.shape[2:]]
+    return torch.nn.functional.pad(x, [p for e in reversed(extra) for p in (0, e)])
+
+
+def crop(x: torch.Tensor, size: Sequence[int]) -> torch.Tensor:
+    """The first `size` samples of every spatial axis."""
+    return x[(..., *[slice(0, n) for n in size])]
 
 
 def norm(kind: str, dims: int, channels: int) -> nn.Module:

@@ -82,9 +82,7 @@ class FCN(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         c = self.config
         size = x.shape[2:]
-        multiple = c.shift_multiple
-        extra = [max(2, -(-n // multiple)) * multiple - n for n in size]
-        x = F.pad(x, [p for e in reversed(extra) for p in (0, e)])
+        x = blocks.pad_to_multiple(x, c.shift_multiple)
         pool = F.max_pool1d if c.dims == 1 else F.max_pool2d
         pooled = []
         for block in self.encoder:
@@ -96,7 +94,7 @@ class FCN(nn.Module):
         x = self.up[0](deep) + middle
         x = self.up[1](x) + shallow
         x = self._head(self.final(x))
-        return x[(..., *[slice(0, n) for n in size])]
+        return blocks.crop(x, size)
 
 
 register_architecture("fcn", FCNConfig, FCN)

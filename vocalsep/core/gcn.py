@@ -11,7 +11,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from . import blocks
@@ -106,9 +105,7 @@ class GCN(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         c = self.config
         size = x.shape[2:]
-        multiple = c.shift_multiple
-        extra = [max(2, -(-n // multiple)) * multiple - n for n in size]
-        x = F.pad(x, [p for e in reversed(extra) for p in (0, e)])
+        x = blocks.pad_to_multiple(x, c.shift_multiple)
         scores = []
         for level, block in enumerate(self.encoder):
             x = block(x)
@@ -119,7 +116,7 @@ class GCN(nn.Module):
         for level in reversed(range(len(self.up))):
             y = self.fuse_refine[level](self.up[level](y) + scores[level])
         y = self._head(y)
-        return y[(..., *[slice(0, n) for n in size])]
+        return blocks.crop(y, size)
 
 
 register_architecture("gcn", GCNConfig, GCN)

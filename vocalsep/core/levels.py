@@ -14,7 +14,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from . import blocks
@@ -109,9 +108,7 @@ class Levels(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         c = self.config
         size = x.shape[2:]
-        multiple = c.stride ** (len(c.channels) - 1)
-        extra = [max(2, -(-n // multiple)) * multiple - n for n in size]
-        x = F.pad(x, [p for e in reversed(extra) for p in (0, e)])
+        x = blocks.pad_to_multiple(x, c.stride ** (len(c.channels) - 1))
         skips = []
         for level, block in enumerate(self.encoder):
             x = block(x)
@@ -125,7 +122,7 @@ class Levels(nn.Module):
                 skip = self.gates[level](skip, x)
             x = self.decoder[level](torch.cat([x, skip], dim=1))
         x = self._head(self.head(x))
-        return x[(..., *[slice(0, n) for n in size])]
+        return blocks.crop(x, size)
 
 
 def _transpose(dims: int, i: int, o: int, stride: int) -> nn.Module:

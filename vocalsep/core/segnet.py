@@ -59,9 +59,7 @@ class SegNet(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         c = self.config
         size = x.shape[2:]
-        multiple = c.shift_multiple
-        extra = [max(2, -(-n // multiple)) * multiple - n for n in size]
-        x = F.pad(x, [p for e in reversed(extra) for p in (0, e)])
+        x = blocks.pad_to_multiple(x, c.shift_multiple)
         pool = F.max_pool1d if c.dims == 1 else F.max_pool2d
         unpool = F.max_unpool1d if c.dims == 1 else F.max_unpool2d
         where = []
@@ -74,7 +72,7 @@ class SegNet(nn.Module):
             indices, shape = where[level]
             x = self.decoder[level](unpool(x, indices, 2, output_size=shape))
         x = self._head(self.head(x))
-        return x[(..., *[slice(0, n) for n in size])]
+        return blocks.crop(x, size)
 
 
 register_architecture("segnet", SegNetConfig, SegNet)

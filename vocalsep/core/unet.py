@@ -12,7 +12,6 @@ from itertools import pairwise
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from . import blocks
@@ -271,11 +270,7 @@ class EncoderDecoder(nn.Module):
         if x.dim() != c.dims + 2 or x.shape[1] != c.in_channels:
             raise ValueError(f"expected (batch, {c.in_channels}, <{c.dims} sizes>), got {x.shape}")
         size = x.shape[2:]
-        # Right-pad every axis to a multiple of stride**depth, so that every level divides
-        # exactly, and to at least two of them: a norm cannot normalise a single element.
-        multiple = c.stride**c.depth
-        extra = [max(2, -(-n // multiple)) * multiple - n for n in size]
-        x = F.pad(x, [p for e in reversed(extra) for p in (0, e)])  # F.pad starts at the last axis
+        x = blocks.pad_to_multiple(x, c.stride**c.depth)
         inputs = x
         skips: list[torch.Tensor | None] = []  # the encoder feature at r_0 .. r_{depth-1}
         for level, block in enumerate(self.encoder):
@@ -295,7 +290,7 @@ class EncoderDecoder(nn.Module):
         if self.head is not None:
             x = self.head(torch.cat([x, inputs], dim=1) if c.input_skip else x)
         x = self._head(x)
-        return x[(..., *[slice(0, n) for n in size])]
+        return blocks.crop(x, size)
 
 
 register_architecture("unet", EncoderDecoderConfig, EncoderDecoder)
