@@ -35,6 +35,8 @@ _BUILT_IN = (
     "vocalsep.core.fcn",
     "vocalsep.core.segnet",
     "vocalsep.core.gcn",
+    "vocalsep.core.pspnet",
+    "vocalsep.core.deeplabv3plus",
 )
 
 
