@@ -76,6 +76,8 @@ SMALL = {
     "gcn": {"channels": (4, 8, 8), "large_kernel": 5},
     "pspnet": {"channels": (4, 8, 8), "bins": (1, 2)},
     "deeplabv3plus": {"channels": (4, 8, 8), "rates": (1, 2)},
+    "r2unet": {"channels": (4, 8, 8)},
+    "multiresunet": {"channels": (6, 12, 12)},
 }
 # Pooled global context (pyramid pooling, an image-level branch): every output depends on the
 # whole input, so tiles cannot give one pass; their tiled use is tested for shape and sums only.

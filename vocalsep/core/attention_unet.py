@@ -45,7 +45,7 @@ def build(config: AttentionUNetConfig) -> Levels:
             *conv_norm_act(c.dims, o, o, c.kernel_size, c.norm),
         )
 
-    return Levels(config, double_conv, lambda s, g: AttentionGate(c.dims, s, g))
+    return Levels(config, double_conv, lambda level, s, g: AttentionGate(c.dims, s, g))
 
 
 register_architecture("attention_unet", AttentionUNetConfig, build)

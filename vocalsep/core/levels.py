@@ -3,7 +3,8 @@ resolution level, strided-conv downsampling, transposed-conv upsampling, the ski
 (optionally passed through a gate) concatenated to the upsampled features, a 1x1 head.
 
 An architecture built on it gives `block(in, out)` (a same-size block of its kind) and,
-optionally, `gate(skip, gating)` (a module that weighs a skip by the decoder's features); its
+optionally, `gate(level, skip, gating)`: a module for the skip of `level` (`skip` channels),
+called with the skip and the decoder's upsampled features there (`gating` channels); its
 config has `dims`, `in_channels`, `out_channels`, `channels` (one width per level), `kernel_size`,
 `stride`, `norm` and `head` ("logits" or "mask").
 """
@@ -81,7 +82,7 @@ class Levels(nn.Module):
         self,
         config,
         block: Callable[[int, int], nn.Module],
-        gate: Callable[[int, int], nn.Module] | None = None,
+        gate: Callable[[int, int, int], nn.Module] | None = None,
     ) -> None:
         super().__init__()
         c = self.config = config
@@ -100,7 +101,11 @@ class Levels(nn.Module):
             _transpose(c.dims, widths[level + 1], widths[level], c.stride)
             for level in range(len(widths) - 1)
         )
-        self.gates = nn.ModuleList(gate(w, w) for w in widths[:-1]) if gate else None
+        self.gates = (
+            nn.ModuleList(gate(level, w, w) for level, w in enumerate(widths[:-1]))
+            if gate
+            else None
+        )
         self.decoder = nn.ModuleList(block(2 * w, w) for w in widths[:-1])
         self.head = blocks.conv(c.dims, widths[0], c.out_channels, 1)
         self._head = blocks.HEADS.get(c.head)

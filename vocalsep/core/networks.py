@@ -37,6 +37,8 @@ _BUILT_IN = (
     "vocalsep.core.gcn",
     "vocalsep.core.pspnet",
     "vocalsep.core.deeplabv3plus",
+    "vocalsep.core.r2unet",
+    "vocalsep.core.multiresunet",
 )
 
 
