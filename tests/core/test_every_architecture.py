@@ -78,6 +78,7 @@ SMALL = {
     "deeplabv3plus": {"channels": (4, 8, 8), "rates": (1, 2)},
     "r2unet": {"channels": (4, 8, 8)},
     "multiresunet": {"channels": (6, 12, 12)},
+    "fcdensenet": {"first_channels": 4, "layers": (2, 2), "bottleneck_layers": 2, "growth": 3},
 }
 # Pooled global context (pyramid pooling, an image-level branch): every output depends on the
 # whole input, so tiles cannot give one pass; their tiled use is tested for shape and sums only.

@@ -39,6 +39,7 @@ _BUILT_IN = (
     "vocalsep.core.deeplabv3plus",
     "vocalsep.core.r2unet",
     "vocalsep.core.multiresunet",
+    "vocalsep.core.fcdensenet",
 )
 
 
