@@ -40,6 +40,7 @@ _BUILT_IN = (
     "vocalsep.core.r2unet",
     "vocalsep.core.multiresunet",
     "vocalsep.core.fcdensenet",
+    "vocalsep.core.mmdensenet",
 )
 
 
