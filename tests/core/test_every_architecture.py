@@ -265,3 +265,16 @@ def test_fcn_upsampling_starts_as_linear_interpolation(factor):
     steps = inner[..., 1:] - inner[..., :-1]
     torch.testing.assert_close(steps, torch.full_like(steps, 1 / factor))  # a finer ramp
     torch.testing.assert_close(up[:, 0], up[:, 1])  # each channel on its own
+
+
+@pytest.mark.parametrize("upsample", ["transposed", "interpolate", "learned"])
+def test_the_volumetric_unet(upsample):
+    """`unet` with dims=3 is Cicek et al. 2016's 3-D U-Net: volumes of any size."""
+    torch.manual_seed(5)
+    config = small("unet", 3, in_channels=1, out_channels=2, upsample=upsample)
+    network = build_network("unet", config)
+    volume = torch.randn(2, 1, 9, 14, 11, requires_grad=True)
+    out = network(volume)
+    assert out.shape == (2, 2, 9, 14, 11)
+    out.square().mean().backward()
+    assert volume.grad.abs().sum() > 0

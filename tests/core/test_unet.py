@@ -197,7 +197,7 @@ def test_fcn_preset_adds_skips():
 @pytest.mark.parametrize(
     "changes",
     [
-        {"dims": 3},
+        {"dims": 4},
         {"in_channels": 0},
         {"out_channels": 0},
         {"channels": ()},

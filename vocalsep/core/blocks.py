@@ -18,15 +18,15 @@ from .registry import Registry
 NORMS = ("batch", "instance", "group", "none")
 ACTIVATIONS = ("leaky_relu", "relu", "gelu", "tanh")
 
-_CONV = {1: nn.Conv1d, 2: nn.Conv2d}
-_CONV_TRANSPOSE = {1: nn.ConvTranspose1d, 2: nn.ConvTranspose2d}
-_BATCH_NORM = {1: nn.BatchNorm1d, 2: nn.BatchNorm2d}
-_INSTANCE_NORM = {1: nn.InstanceNorm1d, 2: nn.InstanceNorm2d}
+_CONV = {1: nn.Conv1d, 2: nn.Conv2d, 3: nn.Conv3d}
+_CONV_TRANSPOSE = {1: nn.ConvTranspose1d, 2: nn.ConvTranspose2d, 3: nn.ConvTranspose3d}
+_BATCH_NORM = {1: nn.BatchNorm1d, 2: nn.BatchNorm2d, 3: nn.BatchNorm3d}
+_INSTANCE_NORM = {1: nn.InstanceNorm1d, 2: nn.InstanceNorm2d, 3: nn.InstanceNorm3d}
 
 
 def _check_dims(dims: int) -> None:
     if dims not in _CONV:
-        raise ConfigError(f"dims must be 1 or 2, got {dims}")
+        raise ConfigError(f"dims must be 1, 2 or 3, got {dims}")
 
 
 def conv(

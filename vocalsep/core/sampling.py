@@ -89,7 +89,7 @@ class Interpolate(TransposedConv):
         return math.ceil(3 * stride / 2)
 
     def upsample(self, x: torch.Tensor, upsampler, stride: int, dims: int) -> torch.Tensor:
-        mode = "linear" if dims == 1 else "bilinear"
+        mode = {1: "linear", 2: "bilinear", 3: "trilinear"}[dims]
         return F.interpolate(x, scale_factor=stride, mode=mode, align_corners=False)
 
 

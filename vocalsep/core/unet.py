@@ -31,7 +31,8 @@ HEADS = tuple(blocks.HEADS.names())  # mask, logits
 class EncoderDecoderConfig(Config):
     """An encoder-decoder network; the defaults are Jansson et al. (2017)'s singing-voice U-Net.
 
-    dims:                1 (input `(batch, channels, length)`) or 2 (`(batch, channels, h, w)`).
+    dims:                1 (input `(batch, channels, length)`), 2 (`(batch, channels, h, w)`) or
+                         3 (volumes: the 3-D U-Net of Cicek et al. 2016).
     channels:            encoder widths; the depth is `len(channels)`.
     downsample:          "conv" (strided conv) or "decimate" (stride-1 conv, keep every
                          stride-th sample, as in Wave-U-Net).
@@ -88,8 +89,8 @@ class EncoderDecoderConfig(Config):
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
                 raise ConfigError(f"{name} must be one of {allowed}, got {getattr(self, name)!r}")
-        if self.dims not in (1, 2):
-            raise ConfigError(f"dims must be 1 or 2, got {self.dims}")
+        if self.dims not in (1, 2, 3):  # 3: the volumetric U-Net (Cicek et al. 2016)
+            raise ConfigError(f"dims must be 1, 2 or 3, got {self.dims}")
         if self.in_channels < 1 or self.out_channels < 1:
             raise ConfigError("in_channels and out_channels must be >= 1")
         if not self.channels or min(self.channels) < 1:
