@@ -7,8 +7,9 @@ the channels set):
 - parameters;
 - multiply-adds of the network for one second of a 44.1 kHz song, in the shape of the shipped
   separation model (the song at 16 kHz, 1024-point STFT with hop 256, 512 bins, stereo in and
-  out: 62.5 frames x 512 bins x 2 channels per second), and for one 480x360 RGB image with 11
-  class logits (CamVid);
+  out: 62.5 frames x 512 bins x 2 channels per second; a 1-D waveform network gets the 44,100
+  stereo samples themselves), and for one 480x360 RGB image with 11 class logits (CamVid; not
+  for 1-D networks);
 - CPU time of the network for that second of audio and for that image (median of `--repeats`
   runs after a warm-up, in eval mode, on the threads torch uses by default).
 
@@ -59,16 +60,23 @@ def seconds(network: torch.nn.Module, shape: tuple[int, ...], repeats: int) -> f
 
 def measure(name: str, repeats: int) -> dict[str, float]:
     torch.manual_seed(0)
-    audio = build_network(name, network_config(name, dict(AUDIO))).eval()
-    image = build_network(name, network_config(name, dict(IMAGE))).eval()
-    frames = AUDIO_INPUT[-1] / 62.5  # the audio input covers this many seconds
-    return {
+    if network_config(name, {}).dims == 1:  # a waveform network: one second of 44.1 kHz samples
+        fields, shape, covered = {"in_channels": 2, "out_channels": 2}, (1, 2, 44100), 1.0
+    else:
+        fields, shape, covered = dict(AUDIO), AUDIO_INPUT, AUDIO_INPUT[-1] / 62.5
+    audio = build_network(name, network_config(name, fields)).eval()
+    row = {
         "params_m": sum(p.numel() for p in audio.parameters()) / 1e6,
-        "audio_gmacs": multiply_adds(audio, AUDIO_INPUT) / frames / 1e9,
-        "image_gmacs": multiply_adds(image, IMAGE_INPUT) / 1e9,
-        "audio_ms": 1000 * seconds(audio, AUDIO_INPUT, repeats) / frames,
-        "image_ms": 1000 * seconds(image, IMAGE_INPUT, repeats),
+        "audio_gmacs": multiply_adds(audio, shape) / covered / 1e9,
+        "audio_ms": 1000 * seconds(audio, shape, repeats) / covered,
+        "image_gmacs": float("nan"),
+        "image_ms": float("nan"),
     }
+    if network_config(name, {}).dims == 2:
+        image = build_network(name, network_config(name, dict(IMAGE))).eval()
+        row["image_gmacs"] = multiply_adds(image, IMAGE_INPUT) / 1e9
+        row["image_ms"] = 1000 * seconds(image, IMAGE_INPUT, repeats)
+    return row
 
 
 def main() -> None:
@@ -85,7 +93,9 @@ def main() -> None:
     for name, row in rows:
         lines.append(
             f"| {name} | {row['params_m']:.2f} | {row['audio_gmacs']:.2f} | "
-            f"{row['audio_ms']:.1f} | {row['image_gmacs']:.1f} | {row['image_ms']:.0f} |"
+            f"{row['audio_ms']:.1f} | {row['image_gmacs']:.1f} | {row['image_ms']:.0f} |".replace(
+                "nan", "-"
+            )
         )
     table = "\n".join(lines)
     print(table)

@@ -80,6 +80,7 @@ SMALL = {
     "multiresunet": {"channels": (6, 12, 12)},
     "fcdensenet": {"first_channels": 4, "layers": (2, 2), "bottleneck_layers": 2, "growth": 3},
     "mmdensenet": {"first_channels": 4, "layers": (2, 2), "bottleneck_layers": 2, "growth": 3},
+    "waveunet": {"channels": (4, 8), "bottleneck_channels": 8},
 }
 # Bands along frequency (the second-to-last axis) make sense in 2-D only; tiles run along time.
 ONLY_2D = {"mmdensenet"}
@@ -116,8 +117,12 @@ def test_forward_at_odd_sizes_and_backward(name, dims):
 
 @pytest.mark.parametrize("name", architecture_names())
 def test_dims_and_channels_are_enough(name):
-    network = build_network(name, {"dims": 2, "in_channels": 1, "out_channels": 2})
-    assert network(torch.randn(1, 1, 40, 24)).shape == (1, 2, 40, 24)
+    """The channels are all a default network needs (in its default dims: 2, or 1 for
+    waveunet)."""
+    config = network_config(name, {"in_channels": 1, "out_channels": 2})
+    network = build_network(name, config)
+    sizes = (40, 24)[: config.dims] if config.dims == 2 else (40,)
+    assert network(torch.randn(1, 1, *sizes)).shape == (1, 2, *sizes)
 
 
 @pytest.mark.parametrize("name", architecture_names())
@@ -278,3 +283,10 @@ def test_the_volumetric_unet(upsample):
     assert out.shape == (2, 2, 9, 14, 11)
     out.square().mean().backward()
     assert volume.grad.abs().sum() > 0
+
+
+def test_waveunet_is_stoller_et_al_by_default():
+    from vocalsep.core.unet import preset
+
+    config = network_config("waveunet", {"in_channels": 2, "out_channels": 2})
+    assert config.to_dict() == preset("waveunet", in_channels=2, out_channels=2).to_dict()

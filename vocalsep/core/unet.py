@@ -359,6 +359,28 @@ def _waveunet(**overrides: Any) -> EncoderDecoderConfig:
     return EncoderDecoderConfig.from_dict({**_STOLLER2018, **overrides})
 
 
+@dataclass(frozen=True)
+class WaveUNetConfig(EncoderDecoderConfig):
+    """The `waveunet` architecture: the encoder-decoder with Stoller et al.'s defaults (see
+    `_waveunet`), so that `dims`, `in_channels` and `out_channels` are enough to build one."""
+
+    dims: int = 1
+    channels: tuple[int, ...] = _STOLLER2018["channels"]
+    kernel_size: int = 15
+    downsample: str = "decimate"
+    upsample: str = "learned"
+    up_kernel_size: int = 5
+    norm: str = "none"
+    decoder_activation: str = "leaky_relu"
+    decoder_dropout: tuple[float, ...] = ()
+    bottleneck_channels: int = 24 * 13
+    head: str = "logits"
+    head_kernel_size: int = 1
+    input_skip: bool = True
+
+
+register_architecture("waveunet", WaveUNetConfig, EncoderDecoder)
+
 PRESETS: Registry[Callable[..., EncoderDecoderConfig]] = Registry("preset")
 PRESETS.register("jansson2017", _jansson2017)
 PRESETS.register("fcn", _fcn)
