@@ -50,6 +50,11 @@ def add_parser(commands) -> None:
         help="--task image: average the logits of each image and its mirror (as segment --flip)",
     )
     evaluate.add_argument(
+        "--crf",
+        action="store_true",
+        help="--task image: refine the class scores with a dense CRF (as segment --crf)",
+    )
+    evaluate.add_argument(
         "--baseline",
         default=None,
         choices=["irm", "mixture"],
@@ -109,8 +114,9 @@ def _evaluate(args: argparse.Namespace) -> int:
 
     if args.task == "image":
         return _evaluate_images(args)
-    if args.flip:
-        print_error("--flip: only for --task image (mirror averaging of segmentation logits)")
+    if args.flip or args.crf:
+        flag = "--flip" if args.flip else "--crf"
+        print_error(f"{flag}: only for --task image (segmentation logits)")
         return 2
     from ..core.errors import OptionError
 
@@ -183,6 +189,7 @@ def _evaluate_images(args: argparse.Namespace) -> int:
             max_images=args.tracks,
             device=args.device,
             flip=args.flip,
+            crf=args.crf,
             progress=progress,
         ),
     )

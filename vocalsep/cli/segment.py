@@ -51,6 +51,12 @@ def add_parser(commands) -> None:
         help="also predict on the mirrored image and average (twice the time, a little more "
         "accurate)",
     )
+    segment.add_argument(
+        "--crf",
+        action="store_true",
+        help="refine the class scores with a dense CRF on the image (colour and position; "
+        "about 1.5 s more per 480x360 image on 2 CPU cores)",
+    )
     segment.set_defaults(func=_segment)
 
 
@@ -87,6 +93,7 @@ def _segment(args: argparse.Namespace) -> int:
                 overwrite=args.overwrite,
                 outputs=job.outputs,
                 flip=args.flip,
+                crf=args.crf,
             ),
         )
         if written is None:

@@ -15,6 +15,7 @@ import torch
 from PIL import Image
 
 from ..core.tiling import TilePlan, overlap_add
+from .crf import CRFConfig, refine
 from .models import SegmentationModel, SegmentationModelConfig
 from .transforms import to_tensor
 
@@ -49,12 +50,16 @@ def predict_logits(
 
 @torch.no_grad()
 def predict_labels(
-    model: SegmentationModel, image: np.ndarray, *, flip: bool = False
+    model: SegmentationModel, image: np.ndarray, *, flip: bool = False, crf: CRFConfig | None = None
 ) -> np.ndarray:
     """Class indices `uint8 (height, width)` of an image `uint8 (height, width, channels)`;
-    `flip` as in `predict_logits`."""
+    `flip` as in `predict_logits`; `crf`: refine the logits with the image first
+    (`vocalsep.image.crf`)."""
     device = next(model.parameters()).device
-    logits = predict_logits(model, to_tensor(image)[None].to(device), flip=flip)
+    pixels = to_tensor(image)[None].to(device)
+    logits = predict_logits(model, pixels, flip=flip)
+    if crf is not None:
+        logits = refine(logits, pixels, crf)
     return logits[0].argmax(0).to(torch.uint8).cpu().numpy()
 
 
