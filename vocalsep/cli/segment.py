@@ -55,7 +55,7 @@ def add_parser(commands) -> None:
         "--crf",
         action="store_true",
         help="refine the class scores with a dense CRF on the image (colour and position; "
-        "about 1.5 s more per 480x360 image on 2 CPU cores)",
+        "about 1.6 s more per 480x360 image on 2 CPU cores)",
     )
     segment.set_defaults(func=_segment)
 
