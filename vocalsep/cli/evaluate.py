@@ -176,7 +176,8 @@ def _evaluate_images(args: argparse.Namespace) -> int:
     if given:
         flags = ", ".join(f"--{name}" for name in given)
         print_error(
-            f"{flags}: only for --task audio; --task image takes --root, --model, --filter, --flip"
+            f"{flags}: only for --task audio; --task image takes --root, --model, --filter, "
+            "--tracks, --flip, --crf"
         )
         return 2
     scores = with_bar(
