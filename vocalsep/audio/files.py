@@ -9,8 +9,8 @@ import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from ..core.errors import OptionError, VocalsepError
-from ..core.outputs import Job, OutputError
+from ..core.errors import OptionError
+from ..core.outputs import Job
 from ..core.outputs import plan as plan_outputs
 from . import plot as audio_plot
 from .errors import AudioWriteError, InvalidAudioError
@@ -143,7 +143,7 @@ def separate_file(
             skip_existing=skip_existing,
             plot=plot,
         )
-        outputs = _planned(job)
+        outputs = job.writes()
     if not outputs:
         return {}
     path = Path(path)
@@ -231,12 +231,3 @@ def _separate_stream(
         if picture is not None:
             title = f"{path.name}: mixture and stems"
             audio_plot.draw(picture, sketches, title=title, overwrite=overwrite)
-
-
-def _planned(job: Job) -> dict[str, Path]:
-    """The outputs a planned job writes, or its error raised."""
-    if isinstance(job.error, VocalsepError):
-        raise job.error
-    if job.error:
-        raise OutputError(job.error)
-    return job.outputs

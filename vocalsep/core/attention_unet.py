@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from . import blocks
-from .levels import Levels, LevelsConfig, conv_norm_act
+from .levels import Levels, LevelsConfig
 from .networks import register_architecture
 
 
@@ -39,13 +39,11 @@ class AttentionGate(nn.Module):
 def build(config: AttentionUNetConfig) -> Levels:
     c = config
 
-    def double_conv(i: int, o: int) -> nn.Module:
-        return nn.Sequential(
-            *conv_norm_act(c.dims, i, o, c.kernel_size, c.norm),
-            *conv_norm_act(c.dims, o, o, c.kernel_size, c.norm),
-        )
-
-    return Levels(config, double_conv, lambda level, s, g: AttentionGate(c.dims, s, g))
+    return Levels(
+        config,
+        lambda i, o: blocks.double_conv(c.dims, i, o, c.kernel_size, c.norm),
+        lambda level, s, g: AttentionGate(c.dims, s, g),
+    )
 
 
 register_architecture("attention_unet", AttentionUNetConfig, build)

@@ -36,11 +36,34 @@ def conv(
     kernel_size: int,
     stride: int = 1,
     bias: bool = True,
+    dilation: int = 1,
 ) -> nn.Module:
-    """Convolution padded by `kernel_size // 2`: `(B, in, *n) -> (B, out, *ceil(n / stride))`
-    for an odd `kernel_size`."""
+    """Convolution padded by `dilation * (kernel_size // 2)`: `(B, in, *n) -> (B, out,
+    *ceil(n / stride))` for an odd `kernel_size`."""
     _check_dims(dims)
-    return _CONV[dims](in_channels, out_channels, kernel_size, stride, kernel_size // 2, bias=bias)
+    padding = dilation * (kernel_size // 2)
+    return _CONV[dims](
+        in_channels, out_channels, kernel_size, stride, padding, dilation=dilation, bias=bias
+    )
+
+
+def conv_norm_relu(
+    dims: int, i: int, o: int, kernel: int, norm_kind: str, dilation: int = 1
+) -> nn.Sequential:
+    """A same-size conv (no bias where a norm follows), the norm and ReLU."""
+    return nn.Sequential(
+        conv(dims, i, o, kernel, bias=norm_kind == "none", dilation=dilation),
+        norm(norm_kind, dims, o),
+        nn.ReLU(),
+    )
+
+
+def double_conv(dims: int, i: int, o: int, kernel: int, norm_kind: str) -> nn.Sequential:
+    """Two `conv_norm_relu`, the U-Net's block (Ronneberger et al. 2015)."""
+    return nn.Sequential(
+        *conv_norm_relu(dims, i, o, kernel, norm_kind),
+        *conv_norm_relu(dims, o, o, kernel, norm_kind),
+    )
 
 
 def conv_transpose(

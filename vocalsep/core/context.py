@@ -29,13 +29,6 @@ def _pool(x: torch.Tensor, cells: int) -> torch.Tensor:
     return (F.adaptive_avg_pool1d if x.dim() == 3 else F.adaptive_avg_pool2d)(x, cells)
 
 
-def _conv_bn_relu(dims: int, i: int, o: int, kernel: int, norm: str, dilation: int = 1):
-    conv = {1: nn.Conv1d, 2: nn.Conv2d}[dims](
-        i, o, kernel, padding=dilation * (kernel // 2), dilation=dilation, bias=norm == "none"
-    )
-    return nn.Sequential(conv, blocks.norm(norm, dims, o), nn.ReLU())
-
-
 class PyramidPooling(nn.Module):
     def __init__(self, dims: int, channels: int, bins: Sequence[int], norm: str) -> None:
         super().__init__()
@@ -43,7 +36,7 @@ class PyramidPooling(nn.Module):
         reduced = max(1, channels // len(self.bins))
         # Norms on 1-cell maps would see one value: the branches have none.
         self.branches = nn.ModuleList(
-            _conv_bn_relu(dims, channels, reduced, 1, "none") for _ in self.bins
+            blocks.conv_norm_relu(dims, channels, reduced, 1, "none") for _ in self.bins
         )
         self.width = channels + reduced * len(self.bins)
 
@@ -60,11 +53,11 @@ class AtrousPyramid(nn.Module):
     def __init__(self, dims: int, i: int, o: int, rates: Sequence[int], norm: str) -> None:
         super().__init__()
         self.branches = nn.ModuleList(
-            [_conv_bn_relu(dims, i, o, 1, norm)]
-            + [_conv_bn_relu(dims, i, o, 3, norm, dilation=rate) for rate in rates]
+            [blocks.conv_norm_relu(dims, i, o, 1, norm)]
+            + [blocks.conv_norm_relu(dims, i, o, 3, norm, dilation=rate) for rate in rates]
         )
-        self.image = _conv_bn_relu(dims, i, o, 1, "none")
-        self.project = _conv_bn_relu(dims, o * (len(rates) + 2), o, 1, norm)
+        self.image = blocks.conv_norm_relu(dims, i, o, 1, "none")
+        self.project = blocks.conv_norm_relu(dims, o * (len(rates) + 2), o, 1, norm)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         size = x.shape[2:]

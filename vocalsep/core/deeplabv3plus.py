@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from . import blocks
-from .context import AtrousPyramid, _conv_bn_relu, resize
+from .context import AtrousPyramid, resize
 from .levels import LevelsConfig
 from .networks import register_architecture
 from .pspnet import Encoder
@@ -39,10 +39,10 @@ class DeepLabV3Plus(nn.Module):
         deep, low = c.channels[-1], c.channels[1]
         self.aspp = AtrousPyramid(c.dims, deep, deep, c.rates, c.norm)
         reduced = max(1, low // 2)
-        self.low = _conv_bn_relu(c.dims, low, reduced, 1, c.norm)
+        self.low = blocks.conv_norm_relu(c.dims, low, reduced, 1, c.norm)
         self.decoder = nn.Sequential(
-            _conv_bn_relu(c.dims, deep + reduced, deep, 3, c.norm),
-            _conv_bn_relu(c.dims, deep, deep, 3, c.norm),
+            blocks.conv_norm_relu(c.dims, deep + reduced, deep, 3, c.norm),
+            blocks.conv_norm_relu(c.dims, deep, deep, 3, c.norm),
         )
         self.head = blocks.conv(c.dims, deep, c.out_channels, 1)
         self._head = blocks.HEADS.get(c.head)

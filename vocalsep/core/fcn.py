@@ -14,7 +14,7 @@ from torch import nn
 
 from . import blocks
 from .errors import ConfigError
-from .levels import LevelsConfig, conv_norm_act
+from .levels import LevelsConfig
 from .networks import register_architecture
 
 
@@ -66,10 +66,7 @@ class FCN(nn.Module):
         c = self.config = config
         widths = [c.in_channels, *c.channels]
         self.encoder = nn.ModuleList(
-            nn.Sequential(
-                *conv_norm_act(c.dims, i, o, c.kernel_size, c.norm),
-                *conv_norm_act(c.dims, o, o, c.kernel_size, c.norm),
-            )
+            blocks.double_conv(c.dims, i, o, c.kernel_size, c.norm)
             for i, o in zip(widths, widths[1:], strict=False)
         )
         self.scores = nn.ModuleList(

@@ -133,11 +133,3 @@ class Levels(nn.Module):
 def _transpose(dims: int, i: int, o: int, stride: int) -> nn.Module:
     """A transposed conv with kernel = stride: each input sample becomes `stride` outputs."""
     return {1: nn.ConvTranspose1d, 2: nn.ConvTranspose2d}[dims](i, o, stride, stride=stride)
-
-
-def conv_norm_act(dims: int, i: int, o: int, kernel: int, norm: str) -> list[nn.Module]:
-    return [
-        blocks.conv(dims, i, o, kernel, bias=norm == "none"),
-        blocks.norm(norm, dims, o),
-        nn.ReLU(),
-    ]

@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from . import blocks
-from .levels import Levels, LevelsConfig, conv_norm_act, levels_receptive_field
+from .levels import Levels, LevelsConfig, levels_receptive_field
 from .networks import register_architecture
 
 
@@ -43,7 +43,7 @@ class MultiResBlock(nn.Module):
         c = config
         w1, w2, w3 = _split(o)
         self.convs = nn.ModuleList(
-            nn.Sequential(*conv_norm_act(c.dims, a, b, c.kernel_size, c.norm))
+            blocks.conv_norm_relu(c.dims, a, b, c.kernel_size, c.norm)
             for a, b in ((i, w1), (w1, w2), (w2, w3))
         )
         self.shortcut = blocks.conv(c.dims, i, w1 + w2 + w3, 1)

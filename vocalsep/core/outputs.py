@@ -46,6 +46,14 @@ class Job:
         """Every output exists already and is kept: nothing to do."""
         return self.error is None and not self.outputs and bool(self.kept)
 
+    def writes(self) -> dict[str, Path]:
+        """The outputs this job writes, or its error raised."""
+        if isinstance(self.error, VocalsepError):
+            raise self.error
+        if self.error:
+            raise OutputError(self.error)
+        return self.outputs
+
 
 def template_fields(template: str) -> set[str]:
     return {name for _, name, _, _ in string.Formatter().parse(template) if name is not None}

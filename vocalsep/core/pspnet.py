@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from . import blocks
-from .context import PyramidPooling, _conv_bn_relu, resize
+from .context import PyramidPooling, resize
 from .levels import LevelsConfig
 from .networks import register_architecture
 from .resunet import ResidualBlock
@@ -58,7 +58,7 @@ class PSPNet(nn.Module):
         c = self.config = config
         self.encoder = Encoder(c)
         self.pyramid = PyramidPooling(c.dims, c.channels[-1], c.bins, c.norm)
-        self.fuse = _conv_bn_relu(c.dims, self.pyramid.width, c.channels[-1], 3, c.norm)
+        self.fuse = blocks.conv_norm_relu(c.dims, self.pyramid.width, c.channels[-1], 3, c.norm)
         self.head = blocks.conv(c.dims, c.channels[-1], c.out_channels, 1)
         self._head = blocks.HEADS.get(c.head)
 

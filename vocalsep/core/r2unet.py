@@ -30,11 +30,7 @@ class RecurrentConv(nn.Module):
     def __init__(self, config: R2UNetConfig, channels: int) -> None:
         super().__init__()
         c = self.config = config
-        self.conv = nn.Sequential(
-            blocks.conv(c.dims, channels, channels, c.kernel_size, bias=c.norm == "none"),
-            blocks.norm(c.norm, c.dims, channels),
-            nn.ReLU(),
-        )
+        self.conv = blocks.conv_norm_relu(c.dims, channels, channels, c.kernel_size, c.norm)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         state = self.conv(x)

@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from . import blocks
-from .levels import Levels, LevelsConfig, conv_norm_act
+from .levels import Levels, LevelsConfig
 from .networks import register_architecture
 
 
@@ -24,9 +24,11 @@ class ResidualBlock(nn.Module):
     def __init__(self, config: ResUNetConfig, i: int, o: int) -> None:
         super().__init__()
         c = config
-        layers = conv_norm_act(c.dims, i, o, c.kernel_size, c.norm)
-        layers += [blocks.conv(c.dims, o, o, c.kernel_size), blocks.norm(c.norm, c.dims, o)]
-        self.body = nn.Sequential(*layers)
+        self.body = nn.Sequential(
+            *blocks.conv_norm_relu(c.dims, i, o, c.kernel_size, c.norm),
+            blocks.conv(c.dims, o, o, c.kernel_size),
+            blocks.norm(c.norm, c.dims, o),
+        )
         self.shortcut = nn.Identity() if i == o else blocks.conv(c.dims, i, o, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

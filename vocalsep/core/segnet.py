@@ -13,7 +13,7 @@ from torch import nn
 
 from . import blocks
 from .errors import ConfigError
-from .levels import LevelsConfig, conv_norm_act
+from .levels import LevelsConfig
 from .networks import register_architecture
 
 
@@ -43,10 +43,7 @@ class SegNet(nn.Module):
         c = self.config = config
 
         def double(i: int, o: int) -> nn.Module:
-            return nn.Sequential(
-                *conv_norm_act(c.dims, i, o, c.kernel_size, c.norm),
-                *conv_norm_act(c.dims, o, o, c.kernel_size, c.norm),
-            )
+            return blocks.double_conv(c.dims, i, o, c.kernel_size, c.norm)
 
         widths = [c.in_channels, *c.channels]
         self.encoder = nn.ModuleList(double(i, o) for i, o in zip(widths, widths[1:], strict=False))

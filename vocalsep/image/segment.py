@@ -9,8 +9,7 @@ from pathlib import Path
 
 from .. import pretrained
 from ..core.device import select_device
-from ..core.errors import VocalsepError
-from ..core.outputs import Job, OutputError
+from ..core.outputs import Job
 from ..core.outputs import plan as plan_outputs
 
 IMAGE_TASK = "image-segmentation"
@@ -107,7 +106,7 @@ def segment_file(
         (job,) = plan_segment_jobs(
             [path], out_dir, filename=filename, overwrite=overwrite, skip_existing=skip_existing
         )
-        outputs = _planned(job)
+        outputs = job.writes()
     if not outputs:
         return {}
     image = read_image(path, network.config.in_channels)
@@ -162,15 +161,6 @@ def evaluate_segmentation(
     if progress:
         progress(len(dataset), len(dataset), None)
     return scores
-
-
-def _planned(job: Job) -> dict[str, Path]:
-    """The outputs a planned job writes, or its error raised."""
-    if isinstance(job.error, VocalsepError):
-        raise job.error
-    if job.error:
-        raise OutputError(job.error)
-    return job.outputs
 
 
 def _crf(enabled: bool):
