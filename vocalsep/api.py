@@ -11,6 +11,7 @@ True
 
 from __future__ import annotations
 
+import importlib
 import os
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
@@ -18,7 +19,6 @@ from typing import TYPE_CHECKING
 import torch
 
 from .audio.files import check_output_options, plan_jobs, separate_file
-from .audio.scoring import evaluate
 from .audio.separator import Separator
 from .core.config import FieldError
 from .core.errors import ConfigError
@@ -40,7 +40,7 @@ __all__ = [
     "separate_file",
     "train",
     "dump_examples",
-    "evaluate",
+    "evaluate",  # noqa: F822 (loaded on first use, see __getattr__)
     "load_segmentation_model",  # noqa: F822 (loaded on first use, see __getattr__)
     "segment_image",  # noqa: F822 (loaded on first use, see __getattr__)
     "plan_segment_jobs",  # noqa: F822 (loaded on first use, see __getattr__)
@@ -67,22 +67,21 @@ def predict_mask(
     return separator.predict_mask(spectrogram)
 
 
-# The image side loads only when one of its functions is asked for: separating audio through
-# this API never imports it.
-_IMAGE = {
-    "evaluate_segmentation",
-    "load_segmentation_model",
-    "plan_segment_jobs",
-    "segment_file",
-    "segment_image",
+# Scoring and the image side load only when one of their functions is asked for: separating
+# audio through this API imports neither (name -> the module that defines it).
+_ON_FIRST_USE = {
+    "evaluate": ".audio.scoring",
+    "evaluate_segmentation": ".image.segment",
+    "load_segmentation_model": ".image.segment",
+    "plan_segment_jobs": ".image.segment",
+    "segment_file": ".image.segment",
+    "segment_image": ".image.segment",
 }
 
 
 def __getattr__(name: str):
-    if name in _IMAGE:
-        from .image import segment
-
-        return getattr(segment, name)
+    if name in _ON_FIRST_USE:
+        return getattr(importlib.import_module(_ON_FIRST_USE[name], __package__), name)
     raise AttributeError(f"module 'vocalsep.api' has no attribute {name!r}")
 
 
