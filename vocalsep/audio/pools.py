@@ -24,7 +24,12 @@ from .io import AUDIO_EXTENSIONS, load_audio, resample
 
 
 class DatasetError(VocalsepError):
-    """A dataset cannot be built (missing folder, no audio, bad split...)."""
+    """A dataset cannot be built (missing folder, no audio, bad split...). `path`: the missing
+    folder, where that is the reason (the command line names the recipe's data maker with it)."""
+
+    def __init__(self, message: str, path: Path | None = None) -> None:
+        super().__init__(message)
+        self.path = path
 
 
 # -- source files, groups and splits ----------------------------------------------------------
@@ -65,9 +70,7 @@ def audio_files(folder: str | os.PathLike) -> list[Path]:
     folder = Path(folder)
     if not folder.is_dir():
         what = "is not a folder" if folder.exists() else "does not exist"
-        error = DatasetError(f"{folder} {what}; check the data path in the config")
-        error.path = folder  # the command line names the recipe's data maker with it
-        raise error
+        raise DatasetError(f"{folder} {what}; check the data path in the config", folder)
     files = sorted(
         path
         for path in folder.rglob("*")
