@@ -1,0 +1,338 @@
+"""Every registered architecture trained for the same CPU-time budget (issue 26).
+
+    python recipes/architectures/compare.py widths                 # audio widths (>= 30x)
+    python recipes/architectures/compare.py train audio --budget 4 [--only fcn unet]
+    python recipes/architectures/compare.py train image --budget 4
+    python recipes/architectures/compare.py speed                  # 3-minute song, end to end
+
+Run from the repository root (the recipes' data paths are relative to it). Results go to
+`recipes/architectures/results/<task>-<budget>min.json`, one entry per architecture, which
+`benchmarks/architectures.py` turns into the quality columns of `benchmarks/architectures.md`.
+
+The budget is CPU time of the training process, which runs the network on one thread
+(`trainer.threads = 1`); examples are made in one loader process (`num_workers = 1`) that is
+not counted, because it does the same work for every architecture. Each architecture first
+trains 8 steps to measure its CPU seconds per step (median of steps 3-5); the run then gets
+`steps = budget / step cost`, so that its learning-rate schedule (warm-up, cosine) completes
+inside the budget, and the CPU time it actually used is recorded next to the budget. CPU time
+does not grow when other jobs share the cores, so two runs may train side by side.
+
+- audio: `recipes/synthetic/config.toml` (its data, augmentation, 96 validation mixtures,
+  optimiser), or `waveunet.toml` next to it for `waveunet`. `unet` keeps the recipe's network
+  (Jansson et al. 2017 at half width, the shipped model's), the others their defaults; every
+  one is then narrowed (`WIDTHS`) until the untrained model separates a 30 s song in process at
+  >= 45x real time (2 threads), which the shipped model's start-up and file costs turn into
+  >= 30x end to end for a 3-minute song (`speed` checks that on the trained checkpoints).
+  Scored with BSSEval v4 (museval) on `../shared/data/audio/dev`: medians over tracks.
+- image: `recipes/camvid/config.toml` (288x384 crops, batch 8, its loss and augmentation);
+  `unet` keeps the recipe's network (camvid-unet's), the others their defaults. Scored on
+  CamVid val by the final validation (global accuracy, mean class accuracy, mIoU).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+RESULTS = Path(__file__).resolve().parent / "results"
+CONFIGS = {
+    "audio": "recipes/synthetic/config.toml",
+    "waveform": "recipes/synthetic/waveunet.toml",
+    "image": "recipes/camvid/config.toml",
+}
+DEV = "../shared/data/audio/dev"
+WIDTHS = (1.0, 0.75, 0.5, 0.375, 0.25)  # width factors tried, widest first
+MIN_REAL_TIME = 45.0  # in-process real-time factor of the untrained audio model (30 s song)
+CALIBRATION_STEPS = 5
+WIDTH_FIELDS = ("channels", "bottleneck_channels", "first_channels", "growth")
+
+
+def config_path(task: str, name: str) -> str:
+    return CONFIGS["waveform" if task == "audio" and name == "waveunet" else task]
+
+
+def toml_value(value) -> str:
+    if isinstance(value, (list, tuple)):
+        return "[" + ",".join(toml_value(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{" + ",".join(f"{k}={toml_value(v)}" for k, v in value.items()) + "}"
+    return json.dumps(value)
+
+
+def base_network(task: str, name: str) -> dict:
+    """The network fields an architecture starts from: the recipe's for unet (and waveunet's
+    recipe), the architecture's defaults for the others."""
+    from vocalsep.train import load_run_config
+
+    run = load_run_config(config_path(task, name))
+    if name in ("unet", "waveunet"):
+        return dict(run.task_config.get("network", {}))
+    from vocalsep.core.networks import network_config
+
+    defaults = network_config(name, {})
+    return {f: getattr(defaults, f) for f in WIDTH_FIELDS if hasattr(defaults, f)}
+
+
+def scaled(network: dict, factor: float) -> dict:
+    """`network` with every width field multiplied by `factor` (at least 2 channels)."""
+    out = dict(network)
+    for field in WIDTH_FIELDS:
+        if field in out and out[field]:
+            value = out[field]
+            if isinstance(value, (list, tuple)):
+                out[field] = [max(2, round(v * factor)) for v in value]
+            else:
+                out[field] = max(2, round(value * factor))
+    return out
+
+
+def overrides(task: str, name: str, network: dict) -> list[str]:
+    sets = [f"task_config.architecture={toml_value(name)}"]
+    if task == "audio" and name != "unet":  # waveunet.toml names the unet preset "waveunet"
+        sets.append('task_config.preset=""')
+    if network or name != "unet":
+        sets.append(f"task_config.network={toml_value(network)}")
+    return sets
+
+
+def build(task: str, name: str, sets: list[str]):
+    from vocalsep.api import build_task
+    from vocalsep.train import load_run_config
+
+    run = load_run_config(config_path(task, name), sets)
+    return run, build_task(run)
+
+
+# -- widths -----------------------------------------------------------------------------------
+
+
+def real_time(model, seconds: float = 30.0, repeats: int = 2) -> float:
+    """In-process real-time factor of separating a stereo 44.1 kHz song of `seconds`."""
+    import torch
+
+    from vocalsep.audio.separator import Separator
+
+    torch.set_num_threads(2)
+    rng = np.random.default_rng(0)
+    song = (0.1 * rng.standard_normal((2, int(44100 * seconds)))).astype(np.float32)
+    separator = Separator(model, device="cpu")
+    separator.separate(song[:, :44100], 44100)  # warm-up
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        separator.separate(song, 44100)
+        times.append(time.perf_counter() - start)
+    return seconds / statistics.median(times)
+
+
+def widths(names: list[str]) -> dict[str, dict]:
+    """Per audio architecture: the widest factor in WIDTHS whose model separates at
+    >= MIN_REAL_TIME in process, its network fields and the measured factor."""
+    chosen = {}
+    for name in names:
+        start = base_network("audio", name)
+        for factor in WIDTHS:
+            network = scaled(start, factor)
+            _, task = build("audio", name, overrides("audio", name, network))
+            speed = real_time(task.build_model())
+            print(f"{name} x{factor}: {speed:.1f}x real time", flush=True)
+            if speed >= MIN_REAL_TIME or factor == WIDTHS[-1]:
+                chosen[name] = {"factor": factor, "network": network, "real_time": speed}
+                update(RESULTS / "audio-widths.json", {name: chosen[name]})
+                break
+    return chosen
+
+
+# -- training ---------------------------------------------------------------------------------
+
+
+def cpu_per_step(task: str, name: str, sets: list[str], seed: int) -> float:
+    """CPU seconds of one training step (median of steps 3..CALIBRATION_STEPS)."""
+    from vocalsep import api
+
+    stamps = {}
+
+    def on_log(record):
+        if record.get("event", "train") == "train" and "step" in record:
+            stamps[record["step"]] = time.process_time()
+
+    with tempfile.TemporaryDirectory() as folder:
+        api.train(
+            config_path(task, name),
+            folder,
+            overrides=[*sets, *trainer_sets(CALIBRATION_STEPS, seed), "trainer.log_every=1"],
+            progress=False,
+            stop_at=CALIBRATION_STEPS,
+            on_log=on_log,
+        )
+    steps = sorted(stamps)
+    return statistics.median(stamps[b] - stamps[a] for a, b in zip(steps[2:], steps[3:]))
+
+
+def trainer_sets(steps: int, seed: int) -> list[str]:
+    return [
+        f"trainer.steps={steps}",
+        "trainer.threads=1",
+        "trainer.num_workers=1",
+        "trainer.validate_every=0",
+        f"trainer.checkpoint_every={steps}",
+        "trainer.log_every=10",
+        f"trainer.seed={seed}",
+        "trainer.device=\"cpu\"",
+    ]
+
+
+def train_one(task: str, name: str, network: dict, budget_min: float, seed: int, out: Path):
+    from vocalsep import api
+
+    sets = overrides(task, name, network)
+    step_cpu = cpu_per_step(task, name, sets, seed)
+    steps = max(10, int(budget_min * 60 / step_cpu))
+    run, _ = build(task, name, sets)
+    warmup = min(run.optimizer.warmup_steps, steps // 10)
+    all_sets = [*sets, *trainer_sets(steps, seed), f"optimizer.warmup_steps={warmup}"]
+    stamps = {}
+
+    def on_log(record):
+        if record.get("event", "train") == "train" and "step" in record:
+            stamps.setdefault("first", (record["step"], time.process_time()))
+            stamps["last"] = (record["step"], time.process_time())
+
+    folder = out / f"{task}-{name}"
+    result = api.train(
+        config_path(task, name), folder, overrides=all_sets, progress=False, on_log=on_log
+    )
+    (s0, t0), (s1, t1) = stamps["first"], stamps["last"]
+    used = (t1 - t0) / max(1, s1 - s0) * steps
+    command = f"vocalsep train {config_path(task, name)} --out {folder} " + " ".join(
+        f"--set '{s}'" for s in all_sets
+    )
+    model = result.best or result.last
+    row = {
+        "architecture": name,
+        "task": task,
+        "seed": seed,
+        "budget_cpu_min": budget_min,
+        "cpu_min_used": used / 60,
+        "step_cpu_s": step_cpu,
+        "steps": steps,
+        "network": network,
+        "params_m": params(model),
+        "checkpoint": str(model),
+        "command": command,
+        "validation": {k: v for k, v in result.validations[-1].items() if k != "step"},
+    }
+    if task == "audio":
+        row["dev"] = dev_scores(model)
+    return row
+
+
+def params(checkpoint: Path) -> float:
+    from vocalsep.core.checkpoint import load_checkpoint
+
+    state = load_checkpoint(checkpoint).state_dict
+    return sum(v.numel() for k, v in state.items() if "running_" not in k and v.dtype.is_floating_point) / 1e6
+
+
+def dev_scores(checkpoint: Path) -> dict:
+    from vocalsep import api
+
+    result = api.evaluate(DEV, model=str(checkpoint), device="cpu")
+    summary = result.summary
+    return {
+        "vocals_sdr": summary["vocals"]["SDR"],
+        "accompaniment_sdr": summary["accompaniment"]["SDR"],
+        "tracks": len(result.tracks),
+    }
+
+
+# -- speed ------------------------------------------------------------------------------------
+
+
+def end_to_end(checkpoint: str) -> float:
+    """Real-time factor of `vocalsep separate` on a 3-minute song (benchmarks/separate_speed)."""
+    out = subprocess.run(
+        [sys.executable, "benchmarks/separate_speed.py", "--durations", "180", "--model", checkpoint],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    match = re.search(r"([\d.]+)x", out)
+    if not match:
+        raise RuntimeError(f"no real-time factor in:\n{out}")
+    return float(match.group(1))
+
+
+# -- command line -----------------------------------------------------------------------------
+
+
+def results_file(task: str, budget: float) -> Path:
+    return RESULTS / f"{task}-{budget:g}min.json"
+
+
+def update(path: Path, rows: dict) -> None:
+    data = json.loads(path.read_text()) if path.exists() else {}
+    data.update(rows)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data, indent=1, sort_keys=True) + "\n")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    w = commands.add_parser("widths", help="choose audio widths for >= 30x real time")
+    w.add_argument("--only", nargs="*", default=None)
+    t = commands.add_parser("train", help="train every architecture for --budget CPU-minutes")
+    t.add_argument("task", choices=("audio", "image"))
+    t.add_argument("--budget", type=float, required=True, help="CPU-minutes per architecture")
+    t.add_argument("--only", nargs="*", default=None)
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--out", default="runs/architectures")
+    s = commands.add_parser("speed", help="end-to-end speed of the trained audio checkpoints")
+    s.add_argument("--budget", type=float, required=True)
+    args = parser.parse_args()
+
+    from vocalsep.core.networks import architecture_names
+
+    names = args.only if getattr(args, "only", None) else architecture_names()
+    if args.command == "widths":
+        widths(names)
+    elif args.command == "train":
+        chosen = json.loads((RESULTS / "audio-widths.json").read_text())
+        path = results_file(args.task, args.budget)
+        for name in names:
+            if args.task == "image":
+                from vocalsep.core.networks import network_config
+
+                if network_config(name, {}).dims != 2:
+                    continue
+                network = base_network("image", name)
+                network = network if name == "unet" else {}
+            else:
+                network = chosen[name]["network"]
+            start = time.time()
+            row = train_one(args.task, name, network, args.budget, args.seed, Path(args.out))
+            row["wall_s"] = time.time() - start
+            print(json.dumps({k: row[k] for k in row if k != "command"}), flush=True)
+            update(path, {name: row})
+    else:
+        path = results_file("audio", args.budget)
+        data = json.loads(path.read_text())
+        for name, row in data.items():
+            row["real_time_180s"] = end_to_end(row["checkpoint"])
+            print(name, row["real_time_180s"], flush=True)
+        update(path, data)
+
+
+if __name__ == "__main__":
+    main()
