@@ -13,15 +13,20 @@ the channels set):
 - CPU time of the network for that second of audio and for that image (median of `--repeats`
   runs after a warm-up, in eval mode, on the threads torch uses by default).
 
-Quality at an equal training budget is the other half of the issue's table and is not measured
-here yet: the table says so in its header. Multiply-adds come from torch's FLOP counter
-(`torch.utils.flop_counter`, FLOPs / 2), which counts convolutions and matrix products.
+Quality at an equal training budget comes from `recipes/architectures/compare.py`, which trains
+every architecture for the same CPU time and writes `recipes/architectures/results/*.json`;
+this script turns those files into tables (audio: dev medians; images: CamVid val G / C /
+mIoU; the dense CRF with and without), with the command of every row.
+
+Multiply-adds come from torch's FLOP counter (`torch.utils.flop_counter`, FLOPs / 2), which
+counts convolutions and matrix products.
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime
+import json
 import os
 import platform
 import statistics
@@ -79,9 +84,119 @@ def measure(name: str, repeats: int) -> dict[str, float]:
     return row
 
 
+RESULTS = Path(__file__).resolve().parent.parent / "recipes" / "architectures" / "results"
+LESSONS = "## What the tables teach"
+
+
+def _cell(value, digits: int = 2) -> str:
+    if value is None or (isinstance(value, float) and value != value):
+        return "-"
+    return f"{value:.{digits}f}" if isinstance(value, float) else str(value)
+
+
+def _width(row: dict, widths: dict) -> str:
+    chosen = widths.get(row["architecture"], {})
+    factor = chosen.get("factor", "")
+    return f"x{factor}" if isinstance(factor, (int, float)) else str(factor or "recipe")
+
+
+def audio_table(rows: dict, widths: dict) -> list[str]:
+    lines = [
+        "| architecture | width | params (M) | x real time, 30 s in process (untrained) "
+        "| x real time, 3-min song end to end | CPU s per step | steps | CPU-min used "
+        "| val SDR (dB) | dev vocals SDR | dev accomp. SDR |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    ranked = sorted(rows.values(), key=lambda r: -r["dev"]["vocals_sdr"])
+    for row in ranked:
+        name = row["architecture"]
+        lines.append(
+            f"| {name} | {_width(row, widths)} | {row['params_m']:.2f} "
+            f"| {_cell(widths.get(name, {}).get('real_time'), 1)} "
+            f"| {_cell(row.get('real_time_180s'), 1)} | {row['step_cpu_s']:.2f} "
+            f"| {row['steps']} | {row['cpu_min_used']:.2f} | {row['validation']['sdr']:.2f} "
+            f"| {row['dev']['vocals_sdr']:.2f} | {row['dev']['accompaniment_sdr']:.2f} |"
+        )
+    return lines
+
+
+def image_table(rows: dict, speed: dict) -> list[str]:
+    lines = [
+        "| architecture | params (M) | ms per 480x360 image (defaults, above) | CPU s per step "
+        "| steps | CPU-min used | G (%) | C (%) | mIoU (%) |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for row in sorted(rows.values(), key=lambda r: -r["validation"]["miou"]):
+        v, name = row["validation"], row["architecture"]
+        lines.append(
+            f"| {name} | {row['params_m']:.2f} | {_cell(speed.get(name), 0)} "
+            f"| {row['step_cpu_s']:.2f} | {row['steps']} | {row['cpu_min_used']:.2f} "
+            f"| {100 * v['global_acc']:.2f} | {100 * v['class_acc']:.2f} | {100 * v['miou']:.2f} |"
+        )
+    return lines
+
+
+def crf_table(rows: dict) -> list[str]:
+    lines = [
+        "| camvid-unet on CamVid val | G (%) | C (%) | mIoU (%) | s for the images | images |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for label, row in rows.items():
+        lines.append(
+            f"| {label} | {100 * row['global_acc']:.2f} | {100 * row['class_acc']:.2f} "
+            f"| {100 * row['miou']:.2f} | {row['seconds']:.1f} | {row['images']} |"
+        )
+    return lines
+
+
+def _load(name: str) -> dict:
+    path = RESULTS / name
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+def quality_sections(speed: dict) -> list[str]:
+    """The equal-budget tables from recipes/architectures/results (absent ones are said so)."""
+    widths = _load("audio-widths.json")
+    sections, commands = [], []
+    runs = sorted(
+        RESULTS.glob("*min.json"),
+        key=lambda p: (p.name.split("-")[0], float(p.name.split("-")[1][: -len("min.json")])),
+    )
+    for path in runs:
+        rows = json.loads(path.read_text())
+        task, budget = path.name.split("-")[0], path.name.split("-")[1][: -len("min.json")]
+        seeds = sorted({row["seed"] for row in rows.values()})
+        title = f"## {'Audio' if task == 'audio' else 'Images (CamVid)'} at {budget} CPU-minutes"
+        text = (
+            f"{len(rows)} architectures, seed {', '.join(map(str, seeds))}, each trained for "
+            f"{budget} CPU-minutes of the training process (one thread; see "
+            "`recipes/architectures/compare.py`). "
+            + (
+                "Ranked by the median over the 6 dev tracks of BSSEval v4 SDR (museval); "
+                "val SDR is the recipe's fast global SDR on its 96 synthesized validation "
+                "mixtures."
+                if task == "audio"
+                else "Scored on CamVid val (101 images) by the final validation; ranked by mIoU."
+            )
+        )
+        table = audio_table(rows, widths) if task == "audio" else image_table(rows, speed)
+        sections += [title, "", text, "", *table, ""]
+        for row in sorted(rows.values(), key=lambda r: r["architecture"]):
+            commands.append(f"- {task} {budget} min, {row['architecture']}: `{row['command']}`")
+    if not runs:
+        sections += ["**Quality at an equal CPU-time budget: not measured yet.**", ""]
+    crf = _load("image-crf.json")
+    if crf:
+        sections += ["## Dense CRF (`--crf`), with and without", "", *crf_table(crf), ""]
+        commands += [f"- CRF, {label}: `{row['command']}`" for label, row in crf.items()]
+    if commands:
+        sections += ["## Commands of every row", "", *commands, ""]
+    return sections
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", default=None, help="also write the table as markdown here")
+    parser.add_argument("--out", default=None, help="also write the tables as markdown here")
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
     rows = [(name, measure(name, args.repeats)) for name in architecture_names()]
@@ -99,18 +214,29 @@ def main() -> None:
         )
     table = "\n".join(lines)
     print(table)
+    sections = quality_sections({name: row["image_ms"] for name, row in rows})
+    print("\n".join(sections))
     if args.out:
+        out = Path(args.out)
         machine = f"{platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__}"
+        old = out.read_text(encoding="utf-8") if out.exists() else ""
+        lessons = old[old.index(LESSONS) :] if LESSONS in old else ""
         text = (
             "# Architectures side by side\n\n"
             f"Written by `python benchmarks/architectures.py --out {args.out}` on "
-            f"{datetime.date.today()} ({machine}); defaults of each architecture, untrained "
-            "networks (size, compute and speed do not depend on the weights).\n\n"
-            "**Not measured yet:** quality at an equal CPU-time training budget (audio: dev "
-            "medians; images: CamVid val G / C / mIoU), which the [Seed architectures] issue "
-            "asks for; only the columns below are measured.\n\n" + table + "\n"
+            f"{datetime.date.today()} ({machine}) from the results that "
+            "`recipes/architectures/compare.py` wrote to `recipes/architectures/results/` "
+            "(commands at the end). The section after the tables is written by hand and kept "
+            "when the tables are rewritten.\n\n"
+            "## Size, compute and speed\n\n"
+            "Defaults of each architecture, untrained networks (size, compute and speed do not "
+            "depend on the weights); network only, 2 threads.\n\n"
+            + table
+            + "\n\n"
+            + "\n".join(sections)
+            + ("\n" + lessons if lessons else "")
         )
-        Path(args.out).write_text(text, encoding="utf-8")
+        out.write_text(text, encoding="utf-8")
 
 
 if __name__ == "__main__":

@@ -32,9 +32,7 @@ does not grow when other jobs share the cores, so two runs may train side by sid
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
-import re
 import statistics
 import subprocess
 import sys
@@ -45,6 +43,7 @@ from pathlib import Path
 import numpy as np
 
 RESULTS = Path(__file__).resolve().parent / "results"
+RECIPES_ROOT = Path(__file__).resolve().parent.parent
 CONFIGS = {
     "audio": "recipes/synthetic/config.toml",
     "waveform": "recipes/synthetic/waveunet.toml",
@@ -175,8 +174,8 @@ def cpu_per_step(task: str, name: str, sets: list[str], seed: int) -> float:
             stop_at=CALIBRATION_STEPS,
             on_log=on_log,
         )
-    steps = sorted(stamps)
-    return statistics.median(stamps[b] - stamps[a] for a, b in zip(steps[2:], steps[3:]))
+    t = [stamps[step] for step in sorted(stamps)]
+    return statistics.median(b - a for a, b in zip(t[2:], t[3:], strict=False))
 
 
 def trainer_sets(steps: int, seed: int) -> list[str]:
@@ -188,7 +187,7 @@ def trainer_sets(steps: int, seed: int) -> list[str]:
         f"trainer.checkpoint_every={steps}",
         "trainer.log_every=10",
         f"trainer.seed={seed}",
-        "trainer.device=\"cpu\"",
+        'trainer.device="cpu"',
     ]
 
 
@@ -241,7 +240,8 @@ def params(checkpoint: Path) -> float:
     from vocalsep.core.checkpoint import load_checkpoint
 
     state = load_checkpoint(checkpoint).state_dict
-    return sum(v.numel() for k, v in state.items() if "running_" not in k and v.dtype.is_floating_point) / 1e6
+    weights = [v for k, v in state.items() if "running_" not in k and v.dtype.is_floating_point]
+    return sum(v.numel() for v in weights) / 1e6
 
 
 def dev_scores(checkpoint: Path) -> dict:
@@ -259,18 +259,43 @@ def dev_scores(checkpoint: Path) -> dict:
 # -- speed ------------------------------------------------------------------------------------
 
 
-def end_to_end(checkpoint: str) -> float:
+def end_to_end(model: str) -> float:
     """Real-time factor of `vocalsep separate` on a 3-minute song (benchmarks/separate_speed)."""
     out = subprocess.run(
-        [sys.executable, "benchmarks/separate_speed.py", "--durations", "180", "--model", checkpoint],
+        [sys.executable, "benchmarks/separate_speed.py", "--durations", "180", "--model", model],
         capture_output=True,
         text=True,
         check=True,
     ).stdout
-    match = re.search(r"([\d.]+)x", out)
-    if not match:
-        raise RuntimeError(f"no real-time factor in:\n{out}")
-    return float(match.group(1))
+    row = [line.split() for line in out.splitlines() if line.strip().startswith("180s")]
+    if not row:
+        raise RuntimeError(f"no 180 s row in:\n{out}")
+    return float(row[0][2])  # audio, wall s, x real time, peak RSS MB
+
+
+# -- CRF ----------------------------------------------------------------------------------------
+
+
+def crf_rows(model: str, root: str) -> dict:
+    """The shipped image model on CamVid val with and without the dense CRF (2 threads)."""
+    import torch
+
+    from vocalsep import api
+
+    torch.set_num_threads(2)
+    rows = {}
+    for crf in (False, True):
+        start = time.perf_counter()
+        scores = api.evaluate_segmentation(root, model=model, device="cpu", crf=crf)
+        seconds = time.perf_counter() - start
+        rows["with CRF" if crf else "without CRF"] = {
+            **{k: scores.as_dict()[k] for k in ("global_acc", "class_acc", "miou")},
+            "seconds": seconds,
+            "images": scores.images,
+            "command": f"vocalsep evaluate --task image --root {root} --model {model}"
+            + (" --crf" if crf else ""),
+        }
+    return rows
 
 
 # -- command line -----------------------------------------------------------------------------
@@ -300,6 +325,9 @@ def main() -> None:
     t.add_argument("--out", default="runs/architectures")
     s = commands.add_parser("speed", help="end-to-end speed of the trained audio checkpoints")
     s.add_argument("--budget", type=float, required=True)
+    c = commands.add_parser("crf", help="the image model on CamVid val with and without CRF")
+    c.add_argument("--model", default="camvid-unet")
+    c.add_argument("--root", default="../shared/data/images/camvid/val")
     args = parser.parse_args()
 
     from vocalsep.core.networks import architecture_names
@@ -307,6 +335,8 @@ def main() -> None:
     names = args.only if getattr(args, "only", None) else architecture_names()
     if args.command == "widths":
         widths(names)
+    elif args.command == "crf":
+        update(RESULTS / "image-crf.json", crf_rows(args.model, args.root))
     elif args.command == "train":
         chosen = json.loads((RESULTS / "audio-widths.json").read_text())
         path = results_file(args.task, args.budget)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-SYNTHETIC = Path(__file__).resolve().parents[2] / "recipes" / "synthetic"
-if str(SYNTHETIC) not in sys.path:
-    sys.path.append(str(SYNTHETIC))
+RECIPES = Path(__file__).resolve().parents[2] / "recipes"
+for folder in (RECIPES / "synthetic", RECIPES / "architectures"):
+    if str(folder) not in sys.path:
+        sys.path.append(str(folder))

@@ -1,0 +1,86 @@
+"""recipes/architectures/compare.py: every architecture builds at the compared widths, and a
+run gets the steps its CPU budget buys, trains them, and is scored on dev tracks."""
+
+import json
+import math
+
+import numpy as np
+import pytest
+from compare import base_network, build, overrides, scaled, toml_value, train_one
+
+from vocalsep.audio.toy import toy_accompaniment, toy_vocals, write_toy_sources
+from vocalsep.audio.writer import write_audio
+from vocalsep.core.networks import architecture_names, network_config
+
+
+def test_scaled_multiplies_every_width_field_and_keeps_two_channels():
+    network = {"channels": [8, 16, 256], "growth": 12, "first_channels": 3, "kernel_size": 5}
+    assert scaled(network, 0.25) == {
+        "channels": [2, 4, 64],
+        "growth": 3,
+        "first_channels": 2,
+        "kernel_size": 5,
+    }
+
+
+def test_toml_value_writes_inline_tables_the_config_reader_parses():
+    from vocalsep.train.config import parse_override
+
+    value = {"channels": [4, 8], "head": "mask", "rates": [2, 4]}
+    assert parse_override(f"task_config.network={toml_value(value)}") == (
+        ["task_config", "network"],
+        value,
+    )
+
+
+@pytest.mark.parametrize("name", architecture_names())
+def test_every_architecture_builds_in_both_recipes_at_a_quarter_width(name):
+    import torch
+
+    network = scaled(base_network("audio", name), 0.25)
+    run, task = build("audio", name, overrides("audio", name, network))
+    model = task.build_model()
+    assert run.task_config["architecture"] == name
+    assert model.architecture == name
+    if network_config(name, {}).dims != 2:
+        return
+    _, task = build("image", name, overrides("image", name, {}))
+    logits = task.build_model().eval()(torch.rand(1, 3, 37, 45))
+    assert logits.shape[-2:] == (37, 45)
+
+
+@pytest.fixture
+def tiny_recipe(tmp_path, monkeypatch):
+    """The tiny recipe on toy sources, and two toy dev tracks, in place of the real data."""
+    import compare
+
+    sources = write_toy_sources(tmp_path / "sources", seconds=8.0)
+    text = (compare.RECIPES_ROOT / "tiny" / "config.toml").read_text()
+    config = tmp_path / "tiny.toml"
+    config.write_text(text.replace("/tmp/vocalsep-tiny", str(sources)))
+    rng = np.random.default_rng(1)
+    for track in ("a", "b"):
+        vocals = np.repeat(toy_vocals(rng, 8000, 4.0, 150.0), 2, axis=0)
+        music = toy_accompaniment(rng, 8000, 4.0)
+        for stem, audio in (("vocals", vocals), ("accompaniment", music)):
+            write_audio(tmp_path / "dev" / track / f"{stem}.wav", audio, 8000, "wav", "16")
+        write_audio(tmp_path / "dev" / track / "mixture.wav", vocals + music, 8000, "wav", "16")
+    monkeypatch.setitem(compare.CONFIGS, "audio", str(config))
+    monkeypatch.setattr(compare, "DEV", str(tmp_path / "dev"))
+    return tmp_path
+
+
+def test_a_run_gets_the_steps_its_budget_buys_and_is_scored_on_dev(tiny_recipe):
+    budget = 0.02  # CPU-minutes: below the 10-step floor on any machine
+    row = train_one("audio", "fcn", {"channels": [4, 8, 8]}, budget, 0, tiny_recipe / "runs")
+    assert row["steps"] == max(10, int(budget * 60 / row["step_cpu_s"]))
+    assert row["step_cpu_s"] > 0
+    # The CPU time the run used is measured, not copied from the budget.
+    assert 0 < row["cpu_min_used"] * 60 < 20 * row["steps"] * row["step_cpu_s"]
+    log = [json.loads(line) for line in open(tiny_recipe / "runs" / "audio-fcn" / "log.jsonl")]
+    assert max(r["step"] for r in log) == row["steps"]
+    assert f"--set 'trainer.steps={row['steps']}'" in row["command"]
+    assert row["dev"]["tracks"] == 2
+    assert math.isfinite(row["dev"]["vocals_sdr"])
+    assert math.isfinite(row["dev"]["accompaniment_sdr"])
+    assert math.isfinite(row["validation"]["sdr"])
