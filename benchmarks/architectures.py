@@ -120,16 +120,17 @@ def audio_table(rows: dict, widths: dict) -> list[str]:
     return lines
 
 
-def image_table(rows: dict, speed: dict) -> list[str]:
+def image_table(rows: dict) -> list[str]:
     lines = [
-        "| architecture | params (M) | ms per 480x360 image (defaults, above) | CPU s per step "
+        "| architecture | params (M) | ms per 480x360 image (trained model, tiled path) "
+        "| CPU s per step "
         "| steps | CPU-min used | G (%) | C (%) | mIoU (%) |",
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for row in sorted(rows.values(), key=lambda r: -r["validation"]["miou"]):
         v, name = row["validation"], row["architecture"]
         lines.append(
-            f"| {name} | {row['params_m']:.2f} | {_cell(speed.get(name), 0)} "
+            f"| {name} | {row['params_m']:.2f} | {_cell(row.get('image_ms'), 0)} "
             f"| {row['step_cpu_s']:.2f} | {row['steps']} | {row['cpu_min_used']:.2f} "
             f"| {100 * v['global_acc']:.2f} | {100 * v['class_acc']:.2f} | {100 * v['miou']:.2f} |"
         )
@@ -154,7 +155,7 @@ def _load(name: str) -> dict:
     return json.loads(path.read_text()) if path.exists() else {}
 
 
-def quality_sections(speed: dict) -> list[str]:
+def quality_sections() -> list[str]:
     """The equal-budget tables from recipes/architectures/results (absent ones are said so)."""
     widths = _load("audio-widths.json")
     sections, commands = [], []
@@ -179,7 +180,7 @@ def quality_sections(speed: dict) -> list[str]:
                 else "Scored on CamVid val (101 images) by the final validation; ranked by mIoU."
             )
         )
-        table = audio_table(rows, widths) if task == "audio" else image_table(rows, speed)
+        table = audio_table(rows, widths) if task == "audio" else image_table(rows)
         sections += [title, "", text, "", *table, ""]
         for row in sorted(rows.values(), key=lambda r: r["architecture"]):
             commands.append(f"- {task} {budget} min, {row['architecture']}: `{row['command']}`")
@@ -214,7 +215,7 @@ def main() -> None:
         )
     table = "\n".join(lines)
     print(table)
-    sections = quality_sections({name: row["image_ms"] for name, row in rows})
+    sections = quality_sections()
     print("\n".join(sections))
     if args.out:
         out = Path(args.out)

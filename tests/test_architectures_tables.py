@@ -49,7 +49,10 @@ def test_tables_have_every_row_ranked_with_its_command(tmp_path, monkeypatch):
     }
     image = {
         "segnet": _row(
-            "segnet", "image", validation={"global_acc": 0.8, "class_acc": 0.5, "miou": 0.4}
+            "segnet",
+            "image",
+            image_ms=65.0,
+            validation={"global_acc": 0.8, "class_acc": 0.5, "miou": 0.4},
         ),
     }
     (tmp_path / "audio-3min.json").write_text(json.dumps(audio))
@@ -68,7 +71,7 @@ def test_tables_have_every_row_ranked_with_its_command(tmp_path, monkeypatch):
         }
     }
     (tmp_path / "image-crf.json").write_text(json.dumps(crf))
-    text = "\n".join(script.quality_sections({"segnet": 65.0}))
+    text = "\n".join(script.quality_sections())
     lines = text.splitlines()
     unet = next(i for i, line in enumerate(lines) if line.startswith("| unet |"))
     fcn = next(i for i, line in enumerate(lines) if line.startswith("| fcn |"))
@@ -86,4 +89,4 @@ def test_tables_have_every_row_ranked_with_its_command(tmp_path, monkeypatch):
 def test_no_results_says_quality_is_not_measured(tmp_path, monkeypatch):
     script = _script()
     monkeypatch.setattr(script, "RESULTS", tmp_path)
-    assert "not measured yet" in "\n".join(script.quality_sections({}))
+    assert "not measured yet" in "\n".join(script.quality_sections())

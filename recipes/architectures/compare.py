@@ -3,7 +3,8 @@
     python recipes/architectures/compare.py widths                 # audio widths (>= 30x)
     python recipes/architectures/compare.py train audio --budget 4 [--only fcn unet]
     python recipes/architectures/compare.py train image --budget 4
-    python recipes/architectures/compare.py speed                  # 3-minute song, end to end
+    python recipes/architectures/compare.py speed --budget 3       # 3-minute song, end to end
+    python recipes/architectures/compare.py speed --budget 3 --task image   # ms per image
 
 Run from the repository root (the recipes' data paths are relative to it). Results go to
 `recipes/architectures/results/<task>-<budget>min.json`, one entry per architecture, which
@@ -273,6 +274,28 @@ def end_to_end(model: str) -> float:
     return float(row[0][2])  # audio, wall s, x real time, peak RSS MB
 
 
+def image_ms(checkpoint, repeats: int = 3) -> float:
+    """Milliseconds to segment one 480x360 image (checkpoint path or model) through the tiled
+    path `segment` uses (median of `repeats` after a warm-up, 2 threads)."""
+    import torch
+
+    from vocalsep.image.predict import predict_labels
+    from vocalsep.image.segment import load_segmentation_model
+
+    torch.set_num_threads(2)
+    model = load_segmentation_model(checkpoint, device="cpu")
+    shape = (360, 480, model.config.in_channels)
+    image = np.random.default_rng(0).integers(0, 256, shape, dtype=np.uint8)
+    with torch.no_grad():
+        predict_labels(model, image)
+        times = []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            predict_labels(model, image)
+            times.append(time.perf_counter() - start)
+    return 1000 * statistics.median(times)
+
+
 # -- CRF ----------------------------------------------------------------------------------------
 
 
@@ -323,8 +346,9 @@ def main() -> None:
     t.add_argument("--only", nargs="*", default=None)
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--out", default="runs/architectures")
-    s = commands.add_parser("speed", help="end-to-end speed of the trained audio checkpoints")
+    s = commands.add_parser("speed", help="speed of the trained checkpoints (audio and image)")
     s.add_argument("--budget", type=float, required=True)
+    s.add_argument("--task", choices=("audio", "image"), default="audio")
     c = commands.add_parser("crf", help="the image model on CamVid val with and without CRF")
     c.add_argument("--model", default="camvid-unet")
     c.add_argument("--root", default="../shared/data/images/camvid/val")
@@ -356,11 +380,15 @@ def main() -> None:
             print(json.dumps({k: row[k] for k in row if k != "command"}), flush=True)
             update(path, {name: row})
     else:
-        path = results_file("audio", args.budget)
+        path = results_file(args.task, args.budget)
         data = json.loads(path.read_text())
         for name, row in data.items():
-            row["real_time_180s"] = end_to_end(row["checkpoint"])
-            print(name, row["real_time_180s"], flush=True)
+            if args.task == "audio":
+                row["real_time_180s"] = end_to_end(row["checkpoint"])
+                print(name, row["real_time_180s"], flush=True)
+            else:
+                row["image_ms"] = image_ms(row["checkpoint"])
+                print(name, row["image_ms"], flush=True)
         update(path, data)
 
 

@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 import pytest
-from compare import base_network, build, overrides, scaled, toml_value, train_one
+from compare import base_network, build, image_ms, overrides, scaled, toml_value, train_one
 
 from vocalsep.audio.toy import toy_accompaniment, toy_vocals, write_toy_sources
 from vocalsep.audio.writer import write_audio
@@ -84,3 +84,9 @@ def test_a_run_gets_the_steps_its_budget_buys_and_is_scored_on_dev(tiny_recipe):
     assert math.isfinite(row["dev"]["vocals_sdr"])
     assert math.isfinite(row["dev"]["accompaniment_sdr"])
     assert math.isfinite(row["validation"]["sdr"])
+
+
+def test_image_speed_is_timed_on_a_full_frame_through_the_tiled_path():
+    from imaging import make_segmentation_model
+
+    assert image_ms(make_segmentation_model(), repeats=1) > 0
