@@ -77,7 +77,9 @@ def test_a_run_gets_the_steps_its_budget_buys_and_is_scored_on_dev(tiny_recipe):
     assert row["step_cpu_s"] > 0
     # The CPU time the run used is measured, not copied from the budget.
     assert 0 < row["cpu_min_used"] * 60 < 20 * row["steps"] * row["step_cpu_s"]
-    log = [json.loads(line) for line in open(tiny_recipe / "runs" / "audio-fcn" / "log.jsonl")]
+    log = [
+        json.loads(line) for line in open(tiny_recipe / "runs" / "audio-0.02min-fcn" / "log.jsonl")
+    ]
     assert max(r["step"] for r in log) == row["steps"]
     assert f"--set 'trainer.steps={row['steps']}'" in row["command"]
     assert row["dev"]["tracks"] == 2
@@ -90,3 +92,15 @@ def test_image_speed_is_timed_on_a_full_frame_through_the_tiled_path():
     from imaging import make_segmentation_model
 
     assert image_ms(make_segmentation_model(), repeats=1) > 0
+
+
+def test_the_best_three_are_chosen_on_validation_not_dev(tmp_path, monkeypatch):
+    import compare
+
+    monkeypatch.setattr(compare, "RESULTS", tmp_path)
+    rows = {
+        name: {"architecture": name, "validation": {"sdr": val}, "dev": {"vocals_sdr": dev}}
+        for name, val, dev in [("a", 1.0, 9.0), ("b", 4.0, 1.0), ("c", 3.0, 2.0), ("d", 2.0, 3.0)]
+    }
+    compare.update(compare.results_file("audio", 3), rows)
+    assert compare.best_three("audio", 3) == ["b", "c", "d"]
