@@ -114,10 +114,16 @@ def audio_table(rows: dict, widths: dict) -> list[str]:
             f"| {name} | {_width(row, widths)} | {row['params_m']:.2f} "
             f"| {_cell(widths.get(name, {}).get('real_time'), 1)} "
             f"| {_cell(row.get('real_time_180s'), 1)} | {row['step_cpu_s']:.2f} "
-            f"| {row['steps']} | {row['cpu_min_used']:.2f} | {row['validation']['sdr']:.2f} "
+            f"| {row['steps']} | {_used(row)} | {row['validation']['sdr']:.2f} "
             f"| {row['dev']['vocals_sdr']:.2f} | {row['dev']['accompaniment_sdr']:.2f} |"
         )
     return lines
+
+
+def _used(row: dict) -> str:
+    """CPU-minutes the run used; "~" where it was estimated from the calibration (runs before
+    a log record was written every step, too short to measure)."""
+    return ("~" if row.get("cpu_estimated") else "") + f"{row['cpu_min_used']:.2f}"
 
 
 def image_table(rows: dict) -> list[str]:
@@ -131,7 +137,7 @@ def image_table(rows: dict) -> list[str]:
         v, name = row["validation"], row["architecture"]
         lines.append(
             f"| {name} | {row['params_m']:.2f} | {_cell(row.get('image_ms'), 0)} "
-            f"| {row['step_cpu_s']:.2f} | {row['steps']} | {row['cpu_min_used']:.2f} "
+            f"| {row['step_cpu_s']:.2f} | {row['steps']} | {_used(row)} "
             f"| {100 * v['global_acc']:.2f} | {100 * v['class_acc']:.2f} | {100 * v['miou']:.2f} |"
         )
     return lines

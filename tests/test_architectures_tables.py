@@ -56,6 +56,12 @@ def test_tables_have_every_row_ranked_with_its_command(tmp_path, monkeypatch):
         ),
     }
     (tmp_path / "audio-3min.json").write_text(json.dumps(audio))
+    image["mmdensenet"] = _row(
+        "mmdensenet",
+        "image",
+        cpu_estimated=True,
+        validation={"global_acc": 0.5, "class_acc": 0.3, "miou": 0.2},
+    )
     (tmp_path / "image-3min.json").write_text(json.dumps(image))
     (tmp_path / "audio-widths.json").write_text(
         json.dumps({"fcn": {"factor": 0.5, "real_time": 47.0}})
@@ -78,6 +84,7 @@ def test_tables_have_every_row_ranked_with_its_command(tmp_path, monkeypatch):
     assert unet < fcn  # ranked by dev vocals SDR
     assert "| fcn | x0.5 | 1.25 | 47.0 | - | 0.50 | 360 | 2.90 | 3.00 | 4.50 | 9.00 |" in lines
     assert "| segnet | 1.25 | 65 | 0.50 | 360 | 2.90 | 80.00 | 50.00 | 40.00 |" in lines
+    assert "| mmdensenet | 1.25 | - | 0.50 | 360 | ~2.90 | 50.00 | 30.00 | 20.00 |" in lines
     assert "| without CRF | 90.00 | 70.00 | 64.16 | 16.2 | 101 |" in lines
     for name in ("fcn", "unet", "segnet"):
         assert "vocalsep train" in next(
