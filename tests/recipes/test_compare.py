@@ -104,3 +104,21 @@ def test_the_best_three_are_chosen_on_validation_not_dev(tmp_path, monkeypatch):
     }
     compare.update(compare.results_file("audio", 3), rows)
     assert compare.best_three("audio", 3) == ["b", "c", "d"]
+
+
+def test_the_end_to_end_criterion_times_the_command_on_an_untrained_checkpoint(monkeypatch):
+    import compare
+
+    timed = []
+
+    def fake_end_to_end(path):
+        from vocalsep.core.checkpoint import load_checkpoint
+
+        timed.append(load_checkpoint(path).architecture)
+        return 31.0
+
+    monkeypatch.setattr(compare, "end_to_end", fake_end_to_end)
+    monkeypatch.setattr(compare, "update", lambda path, rows: None)
+    chosen = compare.widths(["fcn"], "end-to-end")
+    assert timed == ["fcn"]  # the widest factor passes 30x, so only it is timed
+    assert chosen["fcn"]["factor"] == 1.0 and chosen["fcn"]["criterion"] == "end-to-end"
