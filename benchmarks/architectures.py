@@ -94,15 +94,23 @@ def _cell(value, digits: int = 2) -> str:
     return f"{value:.{digits}f}" if isinstance(value, float) else str(value)
 
 
-def _width(row: dict, widths: dict) -> str:
-    chosen = widths.get(row["architecture"], {})
-    factor = chosen.get("factor", "")
+def _width(row: dict) -> str:
+    factor = row.get("width", {}).get("factor", "")
     return f"x{factor}" if isinstance(factor, (int, float)) else str(factor or "recipe")
 
 
-def audio_table(rows: dict, widths: dict) -> list[str]:
+def _speed_rule(row: dict) -> str:
+    """The real-time factor of the untrained model that chose the width, and how it was timed."""
+    width = row.get("width", {})
+    if "real_time" not in width:
+        return "-"
+    how = {"in-process": "30 s in process", "end-to-end": "3 min end to end"}
+    return f"{width['real_time']:.1f} ({how.get(width.get('criterion'), '?')})"
+
+
+def audio_table(rows: dict) -> list[str]:
     lines = [
-        "| architecture | width | params (M) | x real time, 30 s in process (untrained) "
+        "| architecture | width | params (M) | x real time that chose the width (untrained) "
         "| x real time, 3-min song end to end | CPU s per step | steps | CPU-min used "
         "| val SDR (dB) | dev vocals SDR | dev accomp. SDR |",
         "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
@@ -111,8 +119,7 @@ def audio_table(rows: dict, widths: dict) -> list[str]:
     for row in ranked:
         name = row["architecture"]
         lines.append(
-            f"| {name} | {_width(row, widths)} | {row['params_m']:.2f} "
-            f"| {_cell(widths.get(name, {}).get('real_time'), 1)} "
+            f"| {name} | {_width(row)} | {row['params_m']:.2f} | {_speed_rule(row)} "
             f"| {_cell(row.get('real_time_180s'), 1)} | {row['step_cpu_s']:.2f} "
             f"| {row['steps']} | {_used(row)} | {row['validation']['sdr']:.2f} "
             f"| {row['dev']['vocals_sdr']:.2f} | {row['dev']['accompaniment_sdr']:.2f} |"
@@ -163,7 +170,6 @@ def _load(name: str) -> dict:
 
 def quality_sections() -> list[str]:
     """The equal-budget tables from recipes/architectures/results (absent ones are said so)."""
-    widths = _load("audio-widths.json")
     sections, commands = [], []
     runs = sorted(
         RESULTS.glob("*min.json"),
@@ -186,7 +192,7 @@ def quality_sections() -> list[str]:
                 else "Scored on CamVid val (101 images) by the final validation; ranked by mIoU."
             )
         )
-        table = audio_table(rows, widths) if task == "audio" else image_table(rows)
+        table = audio_table(rows) if task == "audio" else image_table(rows)
         sections += [title, "", text, "", *table, ""]
         for row in sorted(rows.values(), key=lambda r: r["architecture"]):
             commands.append(f"- {task} {budget} min, {row['architecture']}: `{row['command']}`")

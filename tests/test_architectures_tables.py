@@ -38,6 +38,7 @@ def test_tables_have_every_row_ranked_with_its_command(tmp_path, monkeypatch):
             "audio",
             validation={"sdr": 3.0},
             dev={"vocals_sdr": 4.5, "accompaniment_sdr": 9.0},
+            width={"factor": 0.5, "real_time": 47.0, "criterion": "in-process"},
         ),
         "unet": _row(
             "unet",
@@ -63,9 +64,6 @@ def test_tables_have_every_row_ranked_with_its_command(tmp_path, monkeypatch):
         validation={"global_acc": 0.5, "class_acc": 0.3, "miou": 0.2},
     )
     (tmp_path / "image-3min.json").write_text(json.dumps(image))
-    (tmp_path / "audio-widths.json").write_text(
-        json.dumps({"fcn": {"factor": 0.5, "real_time": 47.0}})
-    )
     crf = {
         "without CRF": {
             "global_acc": 0.9,
@@ -82,7 +80,10 @@ def test_tables_have_every_row_ranked_with_its_command(tmp_path, monkeypatch):
     unet = next(i for i, line in enumerate(lines) if line.startswith("| unet |"))
     fcn = next(i for i, line in enumerate(lines) if line.startswith("| fcn |"))
     assert unet < fcn  # ranked by dev vocals SDR
-    assert "| fcn | x0.5 | 1.25 | 47.0 | - | 0.50 | 360 | 2.90 | 3.00 | 4.50 | 9.00 |" in lines
+    assert (
+        "| fcn | x0.5 | 1.25 | 47.0 (30 s in process) | - | 0.50 | 360 | 2.90 | 3.00 | 4.50 "
+        "| 9.00 |" in lines
+    )
     assert "| segnet | 1.25 | 65 | 0.50 | 360 | 2.90 | 80.00 | 50.00 | 40.00 |" in lines
     assert "| mmdensenet | 1.25 | - | 0.50 | 360 | ~2.90 | 50.00 | 30.00 | 20.00 |" in lines
     assert "| without CRF | 90.00 | 70.00 | 64.16 | 16.2 | 101 |" in lines

@@ -175,7 +175,7 @@ def widths(names: list[str], criterion: str = "end-to-end") -> dict[str, dict]:
                     "real_time": speed,
                     "criterion": criterion,
                 }
-                update(RESULTS / "audio-widths.json", {name: chosen[name]})
+                update(widths_file(criterion), {name: chosen[name]})
                 break
     return chosen
 
@@ -357,6 +357,10 @@ def crf_rows(model: str, root: str) -> dict:
 # -- command line -----------------------------------------------------------------------------
 
 
+def widths_file(criterion: str) -> Path:
+    return RESULTS / f"audio-widths-{criterion}.json"
+
+
 def best_three(task: str, budget: float) -> list[str]:
     """The three architectures with the best validation score (audio: the recipe's fast SDR
     of the vocals; images: mIoU) at `budget`: chosen without the dev tracks."""
@@ -395,6 +399,12 @@ def main() -> None:
         help="train the three best of the BUDGET-minute results (validation score) again",
     )
     t.add_argument("--seed", type=int, default=0)
+    t.add_argument(
+        "--widths",
+        choices=sorted(CRITERIA),
+        default="end-to-end",
+        help="audio: the widths that `widths --criterion` chose (the 2026-12-04 run: in-process)",
+    )
     t.add_argument("--out", default="runs/architectures")
     s = commands.add_parser("speed", help="speed of the trained checkpoints (audio and image)")
     s.add_argument("--budget", type=float, required=True)
@@ -415,7 +425,7 @@ def main() -> None:
     elif args.command == "crf":
         update(RESULTS / "image-crf.json", crf_rows(args.model, args.root))
     elif args.command == "train":
-        chosen = json.loads((RESULTS / "audio-widths.json").read_text())
+        chosen = json.loads(widths_file(args.widths).read_text()) if args.task == "audio" else {}
         path = results_file(args.task, args.budget)
         for name in names:
             if args.task == "image":
@@ -430,6 +440,8 @@ def main() -> None:
             start = time.time()
             row = train_one(args.task, name, network, args.budget, args.seed, Path(args.out))
             row["wall_s"] = time.time() - start
+            if args.task == "audio":
+                row["width"] = {k: chosen[name][k] for k in ("factor", "real_time", "criterion")}
             print(json.dumps({k: row[k] for k in row if k != "command"}), flush=True)
             update(path, {name: row})
     else:
