@@ -119,6 +119,16 @@ def build(task: str, name: str, sets: list[str]):
 # -- widths -----------------------------------------------------------------------------------
 
 
+def median_seconds(call, repeats: int) -> float:
+    """Median wall time of `repeats` calls of `call()` (the caller warms it up first)."""
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        call()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
 def real_time(model, seconds: float = 30.0, repeats: int = 2) -> float:
     """In-process real-time factor of separating a stereo 44.1 kHz song of `seconds`."""
     import torch
@@ -130,12 +140,7 @@ def real_time(model, seconds: float = 30.0, repeats: int = 2) -> float:
     song = (0.1 * rng.standard_normal((2, int(44100 * seconds)))).astype(np.float32)
     separator = Separator(model, device="cpu")
     separator.separate(song[:, :44100], 44100)  # warm-up
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        separator.separate(song, 44100)
-        times.append(time.perf_counter() - start)
-    return seconds / statistics.median(times)
+    return seconds / median_seconds(lambda: separator.separate(song, 44100), repeats)
 
 
 def untrained_end_to_end(task) -> float:
@@ -183,15 +188,23 @@ def widths(names: list[str], criterion: str = "end-to-end") -> dict[str, dict]:
 # -- training ---------------------------------------------------------------------------------
 
 
-def cpu_per_step(task: str, name: str, sets: list[str], seed: int) -> float:
-    """CPU seconds of one training step (median of steps 3..CALIBRATION_STEPS)."""
-    from vocalsep import api
-
-    stamps = {}
+def step_clock() -> tuple[dict[int, float], object]:
+    """A dict step -> process CPU time when that step's training log record arrived, and the
+    `on_log` callback that fills it."""
+    stamps: dict[int, float] = {}
 
     def on_log(record):
         if record.get("event", "train") == "train" and "step" in record:
             stamps[record["step"]] = time.process_time()
+
+    return stamps, on_log
+
+
+def cpu_per_step(task: str, name: str, sets: list[str], seed: int) -> float:
+    """CPU seconds of one training step (median of steps 3..CALIBRATION_STEPS)."""
+    from vocalsep import api
+
+    stamps, on_log = step_clock()
 
     with tempfile.TemporaryDirectory() as folder:
         api.train(
@@ -224,7 +237,9 @@ def train_one(task: str, name: str, network: dict, budget_min: float, seed: int,
     sets = overrides(task, name, network)
     step_cpu = cpu_per_step(task, name, sets, seed)
     steps = max(10, int(budget_min * 60 / step_cpu))
-    run, _ = build(task, name, sets)
+    from vocalsep.train import load_run_config
+
+    run = load_run_config(config_path(task, name), sets)
     warmup = min(run.optimizer.warmup_steps, steps // 10)
     # A log record every step: the CPU time between the first and the last one is measured
     # even for runs of a few steps.
@@ -234,19 +249,14 @@ def train_one(task: str, name: str, network: dict, budget_min: float, seed: int,
         f"optimizer.warmup_steps={warmup}",
         "trainer.log_every=1",
     ]
-    stamps = {}
-
-    def on_log(record):
-        if record.get("event", "train") == "train" and "step" in record:
-            stamps.setdefault("first", (record["step"], time.process_time()))
-            stamps["last"] = (record["step"], time.process_time())
+    stamps, on_log = step_clock()
 
     folder = out / f"{task}-{budget_min:g}min-{name}"
     result = api.train(
         config_path(task, name), folder, overrides=all_sets, progress=False, on_log=on_log
     )
-    (s0, t0), (s1, t1) = stamps["first"], stamps["last"]
-    used = (t1 - t0) / max(1, s1 - s0) * steps
+    s0, s1 = min(stamps), max(stamps)
+    used = (stamps[s1] - stamps[s0]) / max(1, s1 - s0) * steps
     command = f"vocalsep train {config_path(task, name)} --out {folder} " + " ".join(
         f"--set '{s}'" for s in all_sets
     )
@@ -320,13 +330,8 @@ def image_ms(checkpoint, repeats: int = 3) -> float:
     shape = (360, 480, model.config.in_channels)
     image = np.random.default_rng(0).integers(0, 256, shape, dtype=np.uint8)
     with torch.no_grad():
-        predict_labels(model, image)
-        times = []
-        for _ in range(repeats):
-            start = time.perf_counter()
-            predict_labels(model, image)
-            times.append(time.perf_counter() - start)
-    return 1000 * statistics.median(times)
+        predict_labels(model, image)  # warm-up
+        return 1000 * median_seconds(lambda: predict_labels(model, image), repeats)
 
 
 # -- CRF ----------------------------------------------------------------------------------------
