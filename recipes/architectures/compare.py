@@ -58,6 +58,19 @@ WIDTHS = (1.0, 0.75, 0.5, 0.375, 0.25)  # width factors tried, widest first
 MIN_REAL_TIME = 45.0  # in-process real-time factor of the untrained audio model (30 s song)
 CALIBRATION_STEPS = 5
 WIDTH_FIELDS = ("channels", "bottleneck_channels", "first_channels", "growth")
+# Tried when no width meets the speed criterion: a dense net's time is set by its many thin
+# layers more than by their width, so one dense layer per block (at half width) is faster end
+# to end than any narrowing of the default depth (26.1x against 8.6x for fcdensenet).
+SHALLOW = {
+    "fcdensenet": {"bottleneck_layers": 1, "first_channels": 8, "growth": 4, "layers": [1] * 4},
+    "mmdensenet": {
+        "bottleneck_layers": 1,
+        "final_layers": 1,
+        "first_channels": 8,
+        "growth": 4,
+        "layers": [1] * 3,
+    },
+}
 
 
 def config_path(task: str, name: str) -> str:
@@ -163,25 +176,32 @@ CRITERIA = {
 
 def widths(names: list[str], criterion: str = "end-to-end") -> dict[str, dict]:
     """Per audio architecture: the widest factor in WIDTHS whose untrained model meets the
-    speed `criterion` (CRITERIA), its network fields and the measured real-time factor."""
+    speed `criterion` (CRITERIA), its network fields and the measured real-time factor. When
+    none does, the fastest of the narrowest width and the SHALLOW variant (if any)."""
     measure, threshold = CRITERIA[criterion]
     chosen = {}
     for name in names:
         start = base_network("audio", name)
-        for factor in WIDTHS:
-            network = scaled(start, factor)
+        candidates = [(factor, scaled(start, factor)) for factor in WIDTHS]
+        if name in SHALLOW:
+            candidates.append(("one dense layer per block", SHALLOW[name]))
+        tried = []
+        for factor, network in candidates:
             _, task = build("audio", name, overrides("audio", name, network))
             speed = measure(task)
             print(f"{name} x{factor}: {speed:.1f}x real time ({criterion})", flush=True)
-            if speed >= threshold or factor == WIDTHS[-1]:
-                chosen[name] = {
-                    "factor": factor,
-                    "network": network,
-                    "real_time": speed,
-                    "criterion": criterion,
-                }
-                update(widths_file(criterion), {name: chosen[name]})
+            tried.append({"factor": factor, "network": network, "real_time": speed})
+            if speed >= threshold:
                 break
+        best = (
+            tried[-1]
+            if tried[-1]["real_time"] >= threshold
+            else max(tried[len(WIDTHS) - 1 :], key=lambda row: row["real_time"])
+        )
+        if best["real_time"] < threshold:
+            best["note"] = f"no width tried meets {threshold:g}x; the fastest is kept"
+        chosen[name] = {**best, "criterion": criterion}
+        update(widths_file(criterion), {name: chosen[name]})
     return chosen
 
 

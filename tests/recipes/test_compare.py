@@ -122,3 +122,18 @@ def test_the_end_to_end_criterion_times_the_command_on_an_untrained_checkpoint(m
     chosen = compare.widths(["fcn"], "end-to-end")
     assert timed == ["fcn"]  # the widest factor passes 30x, so only it is timed
     assert chosen["fcn"]["factor"] == 1.0 and chosen["fcn"]["criterion"] == "end-to-end"
+
+
+def test_when_no_width_is_fast_enough_the_fastest_of_the_narrowest_and_the_shallow_variant_is_kept(
+    monkeypatch,
+):
+    import compare
+
+    speeds = iter([5.0, 6.0, 7.0, 8.0, 9.0, 26.0])  # x1 ... x0.25, then one layer per block
+
+    monkeypatch.setattr(compare, "untrained_end_to_end", lambda task: next(speeds))
+    monkeypatch.setitem(compare.CRITERIA, "end-to-end", (compare.untrained_end_to_end, 30.0))
+    monkeypatch.setattr(compare, "update", lambda path, rows: None)
+    chosen = compare.widths(["fcdensenet"], "end-to-end")["fcdensenet"]
+    assert chosen["factor"] == "one dense layer per block" and chosen["real_time"] == 26.0
+    assert chosen["network"] == compare.SHALLOW["fcdensenet"] and "no width" in chosen["note"]
