@@ -6,13 +6,16 @@ fresh process under `/usr/bin/time -v` and prints, per file: audio duration, wal
 real-time factor (audio seconds per wall second, including start-up, decoding and writing
 both stems) and peak resident memory of the whole process.
 
-    python benchmarks/separate_speed.py                      # 30 s, 3 min, 60 min
-    python benchmarks/separate_speed.py --durations 30,180 --model my.ckpt
+    python benchmarks/separate_speed.py                      # 30 s, 3 min, 60 min; onnx, torch
+    python benchmarks/separate_speed.py --durations 30,180 --model my.ckpt --backend torch
     python benchmarks/separate_speed.py --durations 180 --config recipes/synthetic/waveunet.toml
 
 Without --model or --config it measures the default model that `vocalsep separate` uses (the
 one shipped in the package). `--model` takes a checkpoint or a shipped model's name. `--config`
 builds an untrained model of a run config instead: speed does not depend on the weights.
+`--backend` lists the backends to time (default: onnx,torch), each song on each backend in
+turn, so that they share the machine's state; a checkpoint is exported to ONNX first
+(`vocalsep export`) for the onnx backend. The last lines give the onnx / torch ratios.
 """
 
 from __future__ import annotations
@@ -86,42 +89,55 @@ def main() -> None:
         "--config", default=None, help="instead of --model: an untrained model of this run config"
     )
     parser.add_argument("--workdir", default=None, help="where to put the test files")
+    parser.add_argument("--backend", default="onnx,torch", help="backends, comma-separated")
+    parser.add_argument("--threads", type=int, default=None, help="network threads (default: all)")
     args = parser.parse_args()
+    backends = [name.strip() for name in args.backend.split(",") if name.strip()]
 
     workdir = Path(args.workdir or tempfile.mkdtemp(prefix="vocalsep-bench-"))
     workdir.mkdir(parents=True, exist_ok=True)
     if args.config:
         model = workdir / "bench_model.ckpt"
         build_model(model, args.config)
-    elif args.model:
-        model = args.model
     else:
-        from vocalsep.audio.models import TASK
-        from vocalsep.pretrained import resolve
-
-        model = resolve(None, TASK)
-    print(f"model: {model}   threads: {os.cpu_count()} cpus   python: {sys.version.split()[0]}")
-    print(f"{'audio':>8} {'wall s':>8} {'x real time':>12} {'peak RSS MB':>12}")
+        model = args.model or "default"
+    models = {name: str(model) for name in backends}
+    if "onnx" in backends and str(model).endswith(".ckpt"):  # not shipped with an ONNX file
+        models["onnx"] = str(workdir / "bench_model.onnx")
+        export = [sys.executable, "-m", "vocalsep", "export", str(model), models["onnx"]]
+        subprocess.run([*export, "--overwrite"], check=True, capture_output=True)
+    print(f"model: {model}   cpus: {os.cpu_count()}   python: {sys.version.split()[0]}")
+    print(f"{'audio':>8} {'backend':>8} {'wall s':>8} {'x real time':>12} {'peak RSS MB':>12}")
+    results: dict[tuple[float, str], tuple[float, float]] = {}
     try:
         for seconds in (float(value) for value in args.durations.split(",")):
             song = workdir / f"song_{seconds:g}s.wav"
             if not song.exists():
                 synthesize(song, seconds)
-            command = [
-                sys.executable,
-                "-m",
-                "vocalsep",
-                "separate",
-                str(song),
-                "--model",
-                str(model),
-                "-o",
-                str(workdir / "out"),
-                "--overwrite",
-                "--no-progress",
-            ]
-            wall, peak = measure(command)
-            print(f"{seconds:>7g}s {wall:>8.1f} {seconds / wall:>12.1f} {peak:>12.0f}", flush=True)
+            for backend in backends:
+                command = [
+                    *(sys.executable, "-m", "vocalsep", "separate", str(song)),
+                    *("--model", models[backend], "--backend", backend),
+                    *(["--threads", str(args.threads)] if args.threads else []),
+                    *("-o", str(workdir / "out"), "--overwrite", "--no-progress"),
+                ]
+                wall, peak = measure(command)
+                results[seconds, backend] = wall, peak
+                print(
+                    f"{seconds:>7g}s {backend:>8} {wall:>8.1f} {seconds / wall:>12.1f} "
+                    f"{peak:>12.0f}",
+                    flush=True,
+                )
+        if {"onnx", "torch"} <= set(backends):
+            for seconds in sorted({key[0] for key in results}):
+                (onnx_wall, onnx_peak), (torch_wall, torch_peak) = (
+                    results[seconds, "onnx"],
+                    results[seconds, "torch"],
+                )
+                print(
+                    f"{seconds:>7g}s onnx / torch: wall {onnx_wall / torch_wall:.2f}x, "
+                    f"peak RSS {onnx_peak / torch_peak:.2f}x"
+                )
     finally:
         if not args.workdir:
             shutil.rmtree(workdir, ignore_errors=True)

@@ -109,3 +109,14 @@ def test_training_data_generators_stay_in_recipes():
 def test_import_vocalsep_api_loads_no_trainer():
     modules = imported_modules("import vocalsep.api")
     assert not {m for m in modules if m.startswith("vocalsep.train")}
+
+
+def test_the_separation_api_imports_no_torch():
+    """A plain `pip install vocalsep` has no torch: the public API, the Separator and the
+    command line load without it (torch comes in only for a torch model or the torch backend)."""
+    modules = imported_modules(
+        "import vocalsep.api, vocalsep.audio.separator, vocalsep.audio.backends, "
+        "vocalsep.audio.onnx_model, vocalsep.cli.export, vocalsep.cli.separate"
+    )
+    assert "vocalsep.audio.separator" in modules and "numpy" in modules
+    assert "torch" not in modules

@@ -14,9 +14,7 @@ from __future__ import annotations
 import importlib
 import os
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING
-
-import torch
+from typing import TYPE_CHECKING, Any
 
 from .audio.files import check_output_options, plan_jobs, separate_file
 from .audio.separator import Separator
@@ -52,13 +50,12 @@ __all__ = [
 def load_separator(
     model: str | os.PathLike | None = None, *, device: str = "auto", **options
 ) -> Separator:
-    """A `Separator` for a shipped model name, a checkpoint path or (None) the default model."""
+    """A `Separator` for a shipped model name, a checkpoint or ONNX path or (None) the default
+    model; `options` as `Separator.from_pretrained` takes them (`backend`, `threads`, ...)."""
     return Separator.from_pretrained(model, device=device, **options)
 
 
-def predict_mask(
-    spectrogram: torch.Tensor, model: str | os.PathLike | Separator | None = None
-) -> torch.Tensor:
+def predict_mask(spectrogram: Any, model: str | os.PathLike | Separator | None = None) -> Any:
     """Soft masks `(stems, channels, bins, frames)`, one per stem of the model, for a
     spectrogram `(channels, bins, frames)` at the model's STFT: `separator.stft(waveform,
     sample_rate)` or its magnitude (see `Separator.predict_mask`); spectrogram models only (a

@@ -24,10 +24,14 @@ class ConstantMask(torch.nn.Module):
 
 def with_network(separator, network):
     """`separator` with `network` (a stand-in module) in place of its model's."""
-    separator.model = network
     masker = separator._estimator
-    masker.members = [replace(masker.members[0], model=network)]
+    run = network if not isinstance(network, torch.nn.Module) else _numpy_run(network)
+    masker.members = [replace(masker.members[0], run=run)]
     return separator
+
+
+def _numpy_run(module):
+    return lambda magnitude: module(torch.from_numpy(magnitude)).numpy()
 
 
 def constant_separator(value, **options):

@@ -10,9 +10,9 @@ shorter one and holds 1 to `MAX_CHANNELS` channels; a square array is `(channels
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
-import torch
 
 from .errors import InvalidAudioError
 
@@ -28,16 +28,34 @@ class Layout:
 
     mono: bool  # the caller gave `(samples,)`
     channels_last: bool  # the caller gave `(samples, channels)`
-    device: torch.device | None  # a torch tensor's device; None for numpy
+    device: Any  # a torch tensor's device; None for numpy
 
-    def restore(self, audio: np.ndarray) -> np.ndarray | torch.Tensor:
+    def restore(self, audio: np.ndarray) -> Any:
         """`(channels, samples)` float32 -> the caller's layout and array type."""
         if self.mono:
             audio = audio[0]
         elif self.channels_last:
             audio = audio.T
         audio = np.ascontiguousarray(audio)
-        return audio if self.device is None else torch.from_numpy(audio).to(self.device)
+        if self.device is None:
+            return audio
+        import torch  # the caller gave a torch tensor, so torch is there
+
+        return torch.from_numpy(audio).to(self.device)
+
+
+def is_torch(array: Any) -> bool:
+    """Whether `array` is a torch tensor (told without importing torch)."""
+    return type(array).__module__.startswith("torch")
+
+
+def like(array: np.ndarray, reference: Any) -> Any:
+    """`array` as a torch tensor (on the CPU) when `reference` is one, else as it is."""
+    if not is_torch(reference):
+        return array
+    import torch
+
+    return torch.from_numpy(np.ascontiguousarray(array))
 
 
 def channels_first(waveform, source: str = "waveform") -> tuple[np.ndarray, Layout]:
@@ -47,7 +65,7 @@ def channels_first(waveform, source: str = "waveform") -> tuple[np.ndarray, Layo
     `scipy.io.wavfile`) is scaled to [-1, 1). Anything else is an `InvalidAudioError` (a
     `ValueError`) that names the shape it got and the shapes it takes.
     """
-    device = waveform.device if torch.is_tensor(waveform) else None
+    device = waveform.device if is_torch(waveform) else None
     if device is not None:
         waveform = waveform.detach().cpu().numpy()
     shape = tuple(np.shape(waveform))

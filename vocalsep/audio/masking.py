@@ -17,16 +17,13 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
-import torch
+import numpy as np
 
 from ..core.tiling import TilePlan, overlap_add
+from .backends import SeparationNetwork
+from .channels import spectrogram_masks
 from .io import resample
-from .models import (
-    SpectrogramEnsemble,
-    SpectrogramMaskModel,
-    SpectrogramModelConfig,
-    spectrogram_masks,
-)
+from .modelconfig import SpectrogramModelConfig
 from .postfilter import wiener
 from .stft import STFT, fast_fft_length
 
@@ -36,66 +33,60 @@ from .stft import STFT, fast_fft_length
 WIENER_WINDOW_SECONDS = 2.0
 
 
-def _interpolate(values: torch.Tensor, positions: torch.Tensor, dim: int) -> torch.Tensor:
-    """Linear interpolation of `values` along `dim` at fractional `positions` (clamped)."""
-    size = values.shape[dim]
-    positions = positions.clamp(0, size - 1)
-    low = positions.floor().long()
-    high = (low + 1).clamp(max=size - 1)
-    weight = (positions - low).to(values.dtype)
-    shape = [1] * values.dim()
-    shape[dim] = -1
-    weight = weight.reshape(shape)
-    return values.index_select(dim, low) * (1 - weight) + values.index_select(dim, high) * weight
+def _interpolate(values: np.ndarray, positions: np.ndarray, axis: int) -> np.ndarray:
+    """Linear interpolation of `values` along `axis` at fractional `positions` (clamped)."""
+    size = values.shape[axis]
+    positions = np.clip(positions, 0, size - 1)
+    low = np.floor(positions).astype(np.int64)
+    high = np.minimum(low + 1, size - 1)
+    shape = [1] * values.ndim
+    shape[axis] = -1
+    weight = (positions - low).astype(values.dtype).reshape(shape)
+    return np.take(values, low, axis) * (1 - weight) + np.take(values, high, axis) * weight
 
 
 @dataclass(frozen=True)
 class Member:
     """One spectrogram masking model (the only one, or one member of an ensemble)."""
 
-    model: SpectrogramMaskModel
+    config: SpectrogramModelConfig
+    run: Callable[[np.ndarray], np.ndarray]  # the network: magnitudes -> band masks
     stft: STFT  # the model's own analysis (one object per distinct STFT config)
     weight: float
 
-    @property
-    def config(self) -> SpectrogramModelConfig:
-        return self.model.config
-
 
 class SpectrogramEstimator:
-    """Separates chunks with a `SpectrogramMaskModel` or a `SpectrogramEnsemble` (one STFT
-    object per distinct STFT config of the members; the first member's is the model's own)."""
+    """Separates chunks with the network of a spectrogram masking model or an ensemble (one
+    STFT object per distinct STFT config of the members; the first member's is the model's
+    own). Everything is numpy; `network` runs the networks on whichever backend."""
 
     difference = False  # the stems are masked mixtures; the residual is the accompaniment
     resampler_passes = 1  # the mixture is resampled to the model's rate, the output is not
 
     def __init__(
         self,
-        model: SpectrogramMaskModel | SpectrogramEnsemble,
-        device: torch.device,
+        network: SeparationNetwork,
         tile_batch: int = 8,
         wiener_iterations: int = 0,
     ) -> None:
-        self.device = device
         self.tile_batch = tile_batch
         self.wiener_iterations = wiener_iterations
-        self.config = model.config
+        self.config = network.config
         self.stft = STFT(self.config.stft)
-        members = (
-            list(zip(model.members, model.weights, strict=True))
-            if isinstance(model, SpectrogramEnsemble)
-            else [(model, 1.0)]
-        )
         stfts = {self.config.stft: self.stft}
         self.members = [
-            Member(member, stfts.setdefault(member.config.stft, STFT(member.config.stft)), w)
-            for member, w in members
+            Member(
+                member.config,
+                member.run,
+                stfts.setdefault(member.config.stft, STFT(member.config.stft)),
+                member.weight,
+            )
+            for member in network.members
         ]
 
-    @torch.inference_mode()
     def band_mask(
-        self, spectrum: torch.Tensor, first_frame: int = 0, member: Member | None = None
-    ) -> torch.Tensor:
+        self, spectrum: np.ndarray, first_frame: int = 0, member: Member | None = None
+    ) -> np.ndarray:
         """A spectrogram `(batch, channels, bins, frames)` at `member`'s STFT (default: the
         first member's), complex or magnitudes -> `member`'s band masks `(batch, targets,
         channels, band, frames)`.
@@ -108,39 +99,36 @@ class SpectrogramEstimator:
         """
         member = member or self.members[0]
         config = member.config
-        band = spectrum[:, :, : config.band_bins].to(self.device)
-        if not band.is_complex():
-            band = band.float()
+        band = spectrum[:, :, : config.band_bins]
         plan = TilePlan(config.tile_frames, config.tile_overlap, config.tile_context)
         return spectrogram_masks(
             lambda tile: overlap_add(
-                member.model, tile, [plan], origins=[first_frame], batch=self.tile_batch
+                member.run, tile, [plan], origins=[first_frame], batch=self.tile_batch
             ),
             config,
             band,
         )
 
     @staticmethod
-    def _extension(band_mask: torch.Tensor, mode: str) -> torch.Tensor:
+    def _extension(band_mask: np.ndarray, mode: str) -> np.ndarray:
         """Mask value above the band, per frame: `(..., band, frames)` -> `(..., 1, frames)`,
         as `mode` (a config's `mask_extension`) says."""
-        if mode == "zeros":
-            return band_mask.new_zeros((*band_mask.shape[:-2], 1, band_mask.shape[-1]))
-        if mode == "ones":
-            return band_mask.new_ones((*band_mask.shape[:-2], 1, band_mask.shape[-1]))
+        shape = (*band_mask.shape[:-2], 1, band_mask.shape[-1])
+        if mode in ("zeros", "ones"):
+            return np.full(shape, float(mode == "ones"), band_mask.dtype)
         top = max(1, band_mask.shape[-2] // 8)
-        return band_mask[..., -top:, :].mean(dim=-2, keepdim=True)
+        return band_mask[..., -top:, :].mean(-2, keepdims=True)
 
     def full_mask(
         self,
-        band_mask: torch.Tensor,
+        band_mask: np.ndarray,
         sample_rate: int,
         stft: STFT,
         frames: int,
         first_frame: int = 0,
         first_model_frame: int = 0,
         member: Member | None = None,
-    ) -> torch.Tensor:
+    ) -> np.ndarray:
         """Map `member`'s (default: the first member's) band masks `(..., band, model_frames)`
         onto the grid of `stft` at `sample_rate` with `frames` frames: `(..., stft bins,
         frames)`, extended above the band. The first frames of the two grids have the song's
@@ -152,33 +140,32 @@ class SpectrogramEstimator:
             model.stft.hop_length / model.sample_rate
         )
         if sample_rate != model.sample_rate or time_ratio != 1 or first_frame != first_model_frame:
-            index = torch.arange(frames, device=band_mask.device, dtype=torch.float64)
-            times = (index + first_frame) * time_ratio - first_model_frame
-            band_mask = _interpolate(band_mask, times, dim=-1)
+            times = (np.arange(frames, dtype=np.float64) + first_frame) * time_ratio
+            band_mask = _interpolate(band_mask, times - first_model_frame, axis=-1)
         bin_ratio = (sample_rate / stft.fft_length) / (model.sample_rate / model.stft.n_fft)
-        positions = torch.arange(n_bins, device=band_mask.device, dtype=torch.float64) * bin_ratio
+        positions = np.arange(n_bins, dtype=np.float64) * bin_ratio
         inside = int((positions <= band - 1 + 1e-9).sum())
         if bin_ratio == 1.0:
             inside_mask = band_mask[..., :inside, :]
         else:
-            inside_mask = _interpolate(band_mask, positions[:inside], dim=-2)
+            inside_mask = _interpolate(band_mask, positions[:inside], axis=-2)
         above = self._extension(band_mask, model.mask_extension)
-        above = above.expand(*band_mask.shape[:-2], n_bins - inside, -1)
-        return torch.cat([inside_mask, above], dim=-2)
+        above = np.broadcast_to(above, (*band_mask.shape[:-2], n_bins - inside, frames))
+        return np.concatenate([inside_mask, above], axis=-2)
 
     def masks(
         self,
-        analyse: Callable[[STFT], tuple[torch.Tensor, int]],
+        analyse: Callable[[STFT], tuple[np.ndarray, int]],
         sample_rate: int,
         stft: STFT,
         frames: int,
         first_frame: int,
-    ) -> torch.Tensor:
+    ) -> np.ndarray:
         """Full masks on the grid of `stft` (`(batch, targets, channels, bins, frames)`): the
         members' masks, mapped onto that grid, weighted and summed. `analyse(member_stft)`
         gives `(spectrum (batch, channels, bins, frames), first model frame)` at a member's
         STFT; it is called once per distinct STFT."""
-        analyses: dict[STFT, tuple[torch.Tensor, int]] = {}
+        analyses: dict[STFT, tuple[np.ndarray, int]] = {}
         mask = None
         for member in self.members:
             if member.stft not in analyses:
@@ -226,8 +213,7 @@ class SpectrogramEstimator:
             config = replace(config, n_fft=config.n_fft + 1)
         return STFT(config, fast_fft_length(config.n_fft))
 
-    @torch.inference_mode()
-    def estimate(self, chunk: torch.Tensor, sample_rate: int, start: int = 0) -> torch.Tensor:
+    def estimate(self, chunk: np.ndarray, sample_rate: int, start: int = 0) -> np.ndarray:
         """One chunk `(channels, samples)` at `sample_rate` that starts at sample `start` of
         the song -> target estimates `(targets, channels, samples)`: STFT, masks, iSTFT.
 
@@ -235,7 +221,6 @@ class SpectrogramEstimator:
         on the song's frame grids: the chunk is padded on the left to the frame before it, so
         frame k of any chunk is a frame of the whole song, and so are the network's tiles."""
         length = chunk.shape[-1]
-        chunk = chunk.to(self.device)
         same_rate = sample_rate == self.config.sample_rate
         stft = self.stft if same_rate else self._input_stft(sample_rate)
         spectrum, first_frame, lead = _song_grid_stft(stft, chunk, start)
@@ -244,10 +229,9 @@ class SpectrogramEstimator:
         else:
             # The chunk starts on a whole model sample when `_chunk_plan` could align it.
             model_start = round(start * self.config.sample_rate / sample_rate)
-            resampled = resample(chunk.cpu().numpy(), sample_rate, self.config.sample_rate)
-            resampled = torch.from_numpy(resampled).to(self.device)
+            resampled = resample(chunk, sample_rate, self.config.sample_rate)
 
-        def analyse(member_stft: STFT) -> tuple[torch.Tensor, int]:
+        def analyse(member_stft: STFT) -> tuple[np.ndarray, int]:
             if same_rate and member_stft is stft:
                 return spectrum[None], first_frame
             analysis, first_model_frame, _ = _song_grid_stft(member_stft, resampled, model_start)
@@ -255,35 +239,35 @@ class SpectrogramEstimator:
 
         mask = self.masks(analyse, sample_rate, stft, spectrum.shape[-1], first_frame)[0]
         estimates = self.wiener(mask, spectrum, self.wiener_iterations, sample_rate, stft)
-        return stft.inverse(estimates, lead + length)[..., lead:].cpu()
+        return stft.inverse(estimates, lead + length)[..., lead:]
 
     def wiener(
         self,
-        mask: torch.Tensor,
-        spectrum: torch.Tensor,
+        mask: np.ndarray,
+        spectrum: np.ndarray,
         iterations: int,
         sample_rate: int,
         stft: STFT,
-    ) -> torch.Tensor:
+    ) -> np.ndarray:
         """Masked estimates `(targets, channels, bins, frames)` of `spectrum` (on the grid of
         `stft` at `sample_rate`), refined by `iterations` Wiener EM steps (none: the masked
         mixture). The filter needs every source: the residual joins as one more."""
         estimates = mask * spectrum[None]
         if not iterations:
             return estimates
-        residual = (1 - mask.sum(dim=0, keepdim=True)).clamp_min(0) * spectrum[None]
+        residual = np.maximum(1 - mask.sum(0, keepdims=True), 0) * spectrum[None]
         if "accompaniment" in self.config.targets:
             residual = residual[:0]
-        sources = torch.cat([estimates, residual])
+        sources = np.concatenate([estimates, residual])
         window = max(1, round(WIENER_WINDOW_SECONDS * sample_rate / stft.config.hop_length))
         return wiener(sources, spectrum, iterations, window)[: len(mask)]
 
 
-def _song_grid_stft(stft: STFT, signal: torch.Tensor, start: int) -> tuple[torch.Tensor, int, int]:
+def _song_grid_stft(stft: STFT, signal: np.ndarray, start: int) -> tuple[np.ndarray, int, int]:
     """The STFT of an excerpt `(..., samples)` that starts at sample `start` of a song, on the
     song's frame grid: the excerpt is padded on the left by `lead = start % hop` samples, so
     frame k is the song's frame `first_frame + k`. Returns (spectrum, first_frame, lead)."""
     hop = stft.config.hop_length
     lead = start % hop
-    spectrum = stft(torch.nn.functional.pad(signal, (lead, 0)))
+    spectrum = stft(np.pad(signal, [(0, 0)] * (signal.ndim - 1) + [(lead, 0)]))
     return spectrum, (start - lead) // hop, lead

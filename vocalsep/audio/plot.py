@@ -16,7 +16,6 @@ from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from ..core.errors import ConfigError
 from ..core.files import atomic_file
@@ -87,8 +86,8 @@ class Sketch:
         # The centred STFT of the buffer: frame k is centred on sample k * hop, so frames
         # lead .. lead + frames - 1 (lead = half a window in hops) lie wholly inside it.
         lead = n_fft // 2 // hop
-        spectrum = self.stft(torch.from_numpy(np.ascontiguousarray(self._buffer[:used])))
-        power = spectrum[:, lead : lead + frames].abs().square().T.numpy()  # (frames, bins)
+        spectrum = self.stft(np.ascontiguousarray(self._buffer[:used]))
+        power = np.square(np.abs(spectrum[:, lead : lead + frames])).T  # (frames, bins)
         self._buffer = self._buffer[frames * hop :]
         for frame in power:
             self._partial.append(frame)

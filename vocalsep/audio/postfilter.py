@@ -17,59 +17,56 @@ the output of one pass.
 
 from __future__ import annotations
 
-import torch
+import numpy as np
 
 
 def wiener(
-    estimates: torch.Tensor, mixture: torch.Tensor, iterations: int = 1, window: int = 86
-) -> torch.Tensor:
+    estimates: np.ndarray, mixture: np.ndarray, iterations: int = 1, window: int = 86
+) -> np.ndarray:
     """Refine complex source estimates with `iterations` EM steps.
 
     estimates: `(sources, channels, bins, frames)` complex, the initial (masked) estimates.
     mixture:   `(channels, bins, frames)` complex.
     window:    the spatial covariance of frame t averages frames t - window .. t + window.
-    Returns refined estimates of the same shape (the input when `iterations` is 0).
+    Returns refined estimates of the same shape and dtype (the input when `iterations` is 0).
     """
     if iterations <= 0:
         return estimates
     channels = estimates.shape[1]
-    dtype = estimates.real.dtype
-    x = mixture.permute(1, 2, 0)  # (bins, frames, channels)
-    y = estimates.permute(0, 2, 3, 1)  # (sources, bins, frames, channels)
-    eye = torch.eye(channels, dtype=estimates.dtype, device=estimates.device)
-    eps = torch.finfo(dtype).eps
+    x = mixture.transpose(1, 2, 0)  # (bins, frames, channels)
+    y = estimates.transpose(0, 2, 3, 1)  # (sources, bins, frames, channels)
+    eye = np.eye(channels, dtype=estimates.dtype)
+    eps = np.finfo(estimates.real.dtype).eps
     for _ in range(iterations):
-        power = y.abs().square().mean(dim=-1)  # v_j: (sources, bins, frames)
+        power = (y.real**2 + y.imag**2).mean(-1)  # v_j: (sources, bins, frames)
         outer = y[..., :, None] * y[..., None, :].conj()  # (sources, bins, frames, c, c)
-        weight = _window_sum(power, window, dim=2)  # (sources, bins, frames)
-        covariance = _window_sum(outer, window, dim=2) / (weight[..., None, None] + eps)  # R_j
+        weight = _window_sum(power, window, axis=2)  # (sources, bins, frames)
+        covariance = _window_sum(outer, window, axis=2) / (weight[..., None, None] + eps)  # R_j
         model = power[..., None, None] * covariance  # v_j R_j: (sources, bins, frames, c, c)
-        mixture_cov = model.sum(dim=0)
+        mixture_cov = model.sum(0)
         # Regularise relative to each bin's own power, so quiet bins are not attenuated and
         # digital silence stays invertible.
-        level = torch.diagonal(mixture_cov, dim1=-2, dim2=-1).real.mean(-1)
+        level = np.diagonal(mixture_cov, axis1=-2, axis2=-1).real.mean(-1)
         mixture_cov = mixture_cov + (1e-5 * level + 1e-12)[..., None, None] * eye
-        inverse = torch.linalg.inv(mixture_cov)
-        gains = model @ inverse  # (sources, bins, frames, c, c)
-        y = (gains @ x[None, ..., None])[..., 0]
-    return y.permute(0, 3, 1, 2).contiguous()
+        gains = model @ np.linalg.inv(mixture_cov)  # (sources, bins, frames, c, c)
+        y = (gains @ x[None, ..., None])[..., 0].astype(estimates.dtype, copy=False)
+    return np.ascontiguousarray(y.transpose(0, 3, 1, 2))
 
 
-def _window_sum(values: torch.Tensor, window: int, dim: int) -> torch.Tensor:
-    """Sum of `values` over positions i - window .. i + window along `dim` (nothing beyond the
-    ends), for every i: a difference of cumulative sums, in float64 so that a long song's
-    running total keeps the precision of its frames."""
-    values = values.movedim(dim, -1)
-    wide = values.to(torch.complex128 if values.is_complex() else torch.float64)
-    running = wide.cumsum(-1)
-    length = values.shape[-1]
-    padded = torch.cat(  # padded[j] = running[j - window - 1], clamped to the ends
+def _window_sum(values: np.ndarray, window: int, axis: int) -> np.ndarray:
+    """Sum of `values` over positions i - window .. i + window along `axis` (nothing beyond
+    the ends), for every i: a difference of cumulative sums, in double precision so that a long
+    song's running total keeps the precision of its frames."""
+    values = np.moveaxis(values, axis, -1)
+    running = values.astype(np.complex128 if np.iscomplexobj(values) else np.float64).cumsum(-1)
+    lead, length = running.shape[:-1], values.shape[-1]
+    padded = np.concatenate(  # padded[j] = running[j - window - 1], clamped to the ends
         [
-            torch.zeros_like(running[..., :1]).expand(*running.shape[:-1], window + 1),
+            np.zeros((*lead, window + 1), running.dtype),
             running,
-            running[..., -1:].expand(*running.shape[:-1], window),
+            np.broadcast_to(running[..., -1:], (*lead, window)),
         ],
-        dim=-1,
+        axis=-1,
     )
     summed = padded[..., 2 * window + 1 : 2 * window + 1 + length] - padded[..., :length]
-    return summed.to(values.dtype).movedim(-1, dim)
+    return np.moveaxis(summed.astype(values.dtype), -1, axis)

@@ -33,24 +33,14 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Any, Protocol
 
 import numpy as np
-import torch
 
-from ..core.device import select_device
 from ..core.errors import ConfigError
 from ..core.tiling import StreamingOverlapAdd, TilePlan
-from ..pretrained import resolve
+from .backends import SPECTROGRAM, WAVEFORM, SeparationNetwork, from_torch, load_network
 from .errors import InvalidAudioError
 from .io import check_audio, resample
-from .layout import channels_first
+from .layout import channels_first, is_torch, like
 from .masking import SpectrogramEstimator
-from .models import (
-    TASK,
-    SeparationModel,
-    SpectrogramEnsemble,
-    SpectrogramMaskModel,
-    WaveformModel,
-    load_model,
-)
 from .stft import STFT
 from .waveform import WaveformEstimator
 
@@ -78,23 +68,21 @@ class Estimator(Protocol):
 
     def context(self) -> int: ...
 
-    def estimate(self, chunk: torch.Tensor, sample_rate: int, start: int) -> torch.Tensor: ...
+    def estimate(self, chunk: np.ndarray, sample_rate: int, start: int) -> np.ndarray: ...
 
 
-# Model class -> how to build its estimator: a new model kind registers one here.
-ESTIMATORS: dict[type, Callable[..., Estimator]] = {
-    SpectrogramMaskModel: SpectrogramEstimator,
-    SpectrogramEnsemble: SpectrogramEstimator,
-    WaveformModel: WaveformEstimator,
+# Network kind -> how to build its estimator: a new model kind registers one here.
+ESTIMATORS: dict[str, Callable[..., Estimator]] = {
+    SPECTROGRAM: SpectrogramEstimator,
+    WAVEFORM: WaveformEstimator,
 }
 
 
-def estimator(model, device: torch.device, tile_batch: int, wiener_iterations: int) -> Estimator:
-    """The estimator of `model`'s kind."""
-    for model_class, build in ESTIMATORS.items():
-        if isinstance(model, model_class):
-            return build(model, device, tile_batch, wiener_iterations)
-    raise ConfigError(f"no estimator for a {type(model).__name__}; register one in ESTIMATORS")
+def estimator(network: SeparationNetwork, tile_batch: int, wiener_iterations: int) -> Estimator:
+    """The estimator of `network`'s kind."""
+    if network.kind not in ESTIMATORS:
+        raise ConfigError(f"no estimator for a {network.kind} model; register one in ESTIMATORS")
+    return ESTIMATORS[network.kind](network, tile_batch, wiener_iterations)
 
 
 def _align(samples: int, unit: int) -> int:
@@ -104,6 +92,11 @@ def _align(samples: int, unit: int) -> int:
 
 class Separator:
     """Separate songs into `stems` with a spectrogram masking model or a waveform model.
+
+    `model` is a torch model (`SpectrogramMaskModel`, `SpectrogramEnsemble`, `WaveformModel`,
+    run on `device`) or a `SeparationNetwork` (what `load_network` gives for either backend:
+    `from_pretrained(..., backend="onnx")` runs the network in onnxruntime, without torch).
+    Everything around the network runs in numpy, the same for every backend.
 
     Stems are the model's targets plus "accompaniment", which by default is
     `mixture - sum(other stems)` so that the stems sum to the input exactly. A waveform model
@@ -122,9 +115,9 @@ class Separator:
 
     def __init__(
         self,
-        model: SeparationModel | SpectrogramEnsemble,
+        model: Any,
         *,
-        device: str | torch.device = "cpu",
+        device: Any = "cpu",
         chunk_seconds: float = 30.0,
         overlap_seconds: float | None = None,
         residual_accompaniment: bool = True,
@@ -141,20 +134,41 @@ class Separator:
             raise ValueError("tile_batch must be >= 1")
         self.tile_batch = int(tile_batch)
         self.wiener_iterations = int(wiener_iterations)
-        self.device = select_device(device)
-        self.model = model.to(self.device).eval()
-        self.config = model.config
+        self.network = model if isinstance(model, SeparationNetwork) else from_torch(model, device)
+        self.config = self.network.config
         self.chunk_seconds = chunk_seconds
         self.overlap_seconds = overlap_seconds
         self.residual_accompaniment = (
-            residual_accompaniment or ACCOMPANIMENT not in model.config.targets
+            residual_accompaniment or ACCOMPANIMENT not in self.config.targets
         )
-        self._estimator = estimator(self.model, self.device, self.tile_batch, wiener_iterations)
+        self._estimator = estimator(self.network, self.tile_batch, wiener_iterations)
 
     @classmethod
-    def from_pretrained(cls, name_or_path: str | os.PathLike | None = None, **kwargs) -> Separator:
-        """Load a shipped model by name, a checkpoint by path, or (None) the default model."""
-        return cls(load_model(resolve(name_or_path, TASK)), **kwargs)
+    def from_pretrained(
+        cls,
+        name_or_path: str | os.PathLike | None = None,
+        *,
+        backend: str = "auto",
+        device: Any = "auto",
+        threads: int | None = None,
+        **kwargs,
+    ) -> Separator:
+        """Load a shipped model by name, a checkpoint or ONNX file by path, or (None) the
+        default model. `backend` "auto" runs a model that has an ONNX file in onnxruntime when
+        it is installed (and `device` is the CPU), otherwise in torch; "torch" or "onnx" ask
+        for one (a `ConfigError` names the extra to install when it is missing). `threads`
+        bounds the network's threads (default: all cores)."""
+        network = load_network(name_or_path, backend=backend, device=device, threads=threads)
+        return cls(network, **kwargs)
+
+    @property
+    def model(self) -> Any:
+        """The torch model (torch backend), or the `SeparationNetwork` (onnx backend)."""
+        return self.network.module if self.network.module is not None else self.network
+
+    @property
+    def backend(self) -> str:
+        return self.network.backend
 
     @property
     def sample_rate(self) -> int:
@@ -179,28 +193,27 @@ class Separator:
 
     # -- masks ---------------------------------------------------------------------------
 
-    @torch.inference_mode()
-    def predict_mask(self, spectrogram: torch.Tensor) -> torch.Tensor:
+    def predict_mask(self, spectrogram: Any) -> Any:
         """Full-band soft masks, one per stem, for a spectrogram at the model's STFT.
 
-        spectrogram: `(channels, bins, frames)` or `(batch, channels, bins, frames)` with
-        `bins == model stft n_bins`, any channel count and number of frames: the complex STFT
-        that `stft(waveform, sample_rate)` gives, or its magnitude (`.abs()`). An ensemble
-        whose members use other STFTs needs the complex spectrogram (they analyse the waveform
-        it holds).
-        Returns `(stems, channels, bins, frames)` (or with the batch axis first) on the CPU,
-        in the order of `stems`. The residual stem (the accompaniment) gets `1 - ` the sum of
-        the other masks, so the masks sum to one. `istft(mask * spectrogram)` of each stem is
-        what `separate` gives at the model's rate (without the Wiener filter), but for the
-        song's first and last frame tile, where `separate`'s network also hears the silence
-        around the song.
+        spectrogram: numpy or torch, `(channels, bins, frames)` or `(batch, channels, bins,
+        frames)` with `bins == model stft n_bins`, any channel count and number of frames: the
+        complex STFT that `stft(waveform, sample_rate)` gives, or its magnitude (`abs`). An
+        ensemble whose members use other STFTs needs the complex spectrogram (they analyse the
+        waveform it holds).
+        Returns `(stems, channels, bins, frames)` (or with the batch axis first), numpy or torch
+        (on the CPU) like the input, in the order of `stems`. The residual stem (the
+        accompaniment) gets `1 - ` the sum of the other masks, so the masks sum to one.
+        `istft(mask * spectrogram)` of each stem is what `separate` gives at the model's rate
+        (without the Wiener filter), but for the song's first and last frame tile, where
+        `separate`'s network also hears the silence around the song.
         """
         spectral = self._spectral("predict_mask")
-        magnitude = torch.as_tensor(spectrogram)
-        unbatched = magnitude.dim() == 3
+        magnitude = _numpy(spectrogram)
+        unbatched = magnitude.ndim == 3
         if unbatched:
             magnitude = magnitude[None]
-        if magnitude.dim() != 4 or magnitude.shape[2] != self.config.stft.n_bins:
+        if magnitude.ndim != 4 or magnitude.shape[2] != self.config.stft.n_bins:
             raise ValueError(
                 f"spectrogram must be (channels, {self.config.stft.n_bins}, frames) or (batch, "
                 f"channels, {self.config.stft.n_bins}, frames), got {tuple(magnitude.shape)}"
@@ -208,11 +221,11 @@ class Separator:
         frames = magnitude.shape[-1]
         waveform = None
 
-        def analyse(member_stft: STFT) -> tuple[torch.Tensor, int]:
+        def analyse(member_stft: STFT) -> tuple[np.ndarray, int]:
             nonlocal waveform
             if member_stft is spectral.stft:
                 return magnitude, 0
-            if not magnitude.is_complex():
+            if not np.iscomplexobj(magnitude):
                 raise ValueError(
                     "this model is an ensemble of models with different STFTs: give predict_mask "
                     "the complex spectrogram (the other members analyse the waveform it holds), "
@@ -223,14 +236,14 @@ class Separator:
                 waveform = spectral.stft.inverse(magnitude, (frames - 1) * hop)
             return member_stft(waveform), 0
 
-        mask = spectral.masks(analyse, self.sample_rate, spectral.stft, frames, 0).cpu()
-        masks = dict(zip(self.config.targets, mask.unbind(1), strict=True))
+        mask = spectral.masks(analyse, self.sample_rate, spectral.stft, frames, 0)
+        masks = dict(zip(self.config.targets, np.moveaxis(mask, 1, 0), strict=True))
         residual = self._residual_stem
         if residual is not None:
             others = [value for name, value in masks.items() if name != residual]
-            masks[residual] = 1 - sum(others, torch.zeros_like(mask[:, 0]))
-        mask = torch.stack([masks[stem] for stem in self.stems], dim=1)
-        return mask[0] if unbatched else mask
+            masks[residual] = 1 - sum(others, np.zeros_like(mask[:, 0]))
+        mask = np.stack([masks[stem] for stem in self.stems], axis=1)
+        return like(mask[0] if unbatched else mask, spectrogram)
 
     def _chunk_plan(self, sample_rate: int) -> TilePlan:
         """Time-domain chunking at `sample_rate`, such that a chunked song gives the same
@@ -289,7 +302,7 @@ class Separator:
             if block.shape[-1] == 0:
                 continue
             pending.append(block)
-            estimates = stream.push(torch.from_numpy(block))
+            estimates = stream.push(block)
             if estimates is not None and estimates.shape[-1]:
                 yield self._stems(estimates, pending)
                 done += estimates.shape[-1]
@@ -304,23 +317,21 @@ class Separator:
             if progress:
                 progress(done, total)
 
-    def _stems(self, estimates: torch.Tensor, pending: list[np.ndarray]) -> dict[str, np.ndarray]:
+    def _stems(self, estimates: np.ndarray, pending: list[np.ndarray]) -> dict[str, np.ndarray]:
         """Name the target estimates `(targets, channels, n)` and add the residual stem, taking
         the matching `n` mixture samples off the front of `pending`."""
         length = estimates.shape[-1]
         mixture = np.concatenate(pending, axis=-1)
         pending[:] = [mixture[:, length:]] if mixture.shape[-1] > length else []
         mixture = mixture[:, :length]
-        stems = {name: estimates[i].numpy() for i, name in enumerate(self.config.targets)}
+        stems = {name: estimates[i] for i, name in enumerate(self.config.targets)}
         residual = self._residual_stem
         if residual is not None:
             others = [value for name, value in stems.items() if name != residual]
             stems[residual] = mixture - np.sum(others, axis=0)
         return stems
 
-    def separate(
-        self, waveform: np.ndarray | torch.Tensor, sample_rate: int
-    ) -> dict[str, np.ndarray | torch.Tensor]:
+    def separate(self, waveform: Any, sample_rate: int) -> dict[str, Any]:
         """Separate an in-memory waveform.
 
         waveform: numpy or torch, `(channels, samples)`, `(samples, channels)` (as
@@ -353,28 +364,29 @@ class Separator:
             )
         return self._estimator
 
-    def stft(self, waveform: np.ndarray | torch.Tensor, sample_rate: int) -> torch.Tensor:
+    def stft(self, waveform: Any, sample_rate: int) -> Any:
         """The model's input for `predict_mask`: the complex STFT `(channels, bins, frames)`
         of `waveform` (any layout `separate` takes) resampled to the model's rate, at the
-        model's STFT (of the first member for an ensemble). `istft` goes back."""
+        model's STFT (of the first member for an ensemble), numpy or torch (on the CPU) like
+        the input. `istft` goes back."""
         spectral = self._spectral("stft")
         if not isinstance(sample_rate, (int, np.integer)) or sample_rate <= 0:
             raise InvalidAudioError(f"sample rate must be a positive integer, got {sample_rate!r}")
         audio, _ = channels_first(waveform)
         check_audio(audio, "waveform")
         audio = resample(audio, int(sample_rate), self.sample_rate)
-        return spectral.stft(torch.from_numpy(audio).to(self.device)).cpu()
+        return like(spectral.stft(audio), waveform)
 
     def istft(
-        self, spectrogram: torch.Tensor, length: int | None = None, sample_rate: int | None = None
-    ) -> torch.Tensor:
+        self, spectrogram: Any, length: int | None = None, sample_rate: int | None = None
+    ) -> Any:
         """A complex spectrogram `(..., bins, frames)` at the model's STFT (for example
         `masks[i] * separator.stft(waveform, rate)`) -> waveform `(..., samples)`: at the
         model's rate, or resampled to `sample_rate`; `length` samples at that rate (default:
-        what the frames span)."""
+        what the frames span). numpy or torch (on the CPU) like the input."""
         stft = self._spectral("istft").stft
-        spectrogram = torch.as_tensor(spectrogram)
-        if not spectrogram.is_complex() or spectrogram.shape[-2] != stft.n_bins:
+        given, spectrogram = spectrogram, _numpy(spectrogram)
+        if not np.iscomplexobj(spectrogram) or spectrogram.shape[-2] != stft.n_bins:
             raise ValueError(
                 f"spectrogram must be complex (..., {stft.n_bins}, frames), got "
                 f"{spectrogram.dtype} {tuple(spectrogram.shape)}"
@@ -384,10 +396,14 @@ class Separator:
         model_length = span if length is None else math.ceil(length * self.sample_rate / rate)
         waveform = stft.inverse(spectrogram, model_length)
         if rate != self.sample_rate:
-            flat = waveform.reshape(-1, model_length).cpu().numpy()
-            flat = resample(flat, self.sample_rate, rate)
-            waveform = torch.from_numpy(flat).reshape(*waveform.shape[:-1], flat.shape[-1])
+            flat = resample(waveform.reshape(-1, model_length), self.sample_rate, rate)
+            waveform = flat.reshape(*waveform.shape[:-1], flat.shape[-1])
         if length is not None:
-            waveform = torch.nn.functional.pad(waveform, (0, max(0, length - waveform.shape[-1])))
-            waveform = waveform[..., :length]
-        return waveform
+            pad = [(0, 0)] * (waveform.ndim - 1) + [(0, max(0, length - waveform.shape[-1]))]
+            waveform = np.pad(waveform, pad)[..., :length]
+        return like(waveform, given)
+
+
+def _numpy(array: Any) -> np.ndarray:
+    """A numpy view (or CPU copy) of a numpy array or torch tensor."""
+    return array.detach().cpu().numpy() if is_torch(array) else np.asarray(array)

@@ -1,18 +1,40 @@
-"""The one STFT / inverse STFT of vocalsep (torch.stft, Hann window).
+"""The one STFT / inverse STFT of vocalsep (Hann window), for numpy arrays and torch tensors.
 
-Frames are centred (the signal is zero-padded by n_fft // 2 on both sides), so any length from
-one sample up works and `inverse(forward(x), len(x))` reproduces `x` to float precision for any
-hop up to n_fft / 2.
+One definition serves both kinds of array, and each call returns the kind it was given. Torch
+tensors (training: any device, differentiable) go through `torch.stft` / `torch.istft`; numpy
+arrays (inference without torch) through `numpy.fft` with the same frames, window and
+normalisation, equal to the torch result to float precision. Importing this module does not
+import torch, and neither does the numpy path (a tensor can only come from a program that has
+imported torch already).
+
+Frames are centred (the signal is zero-padded by fft_length // 2 on both sides), so any length
+from one sample up works and `inverse(forward(x), len(x))` reproduces `x` to float precision for
+any hop up to n_fft / 2.
 """
 
 from __future__ import annotations
 
+import math
+import sys
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, TypeVar
 
-import torch
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
 
 from ..core.config import Config
 from ..core.errors import ConfigError
+
+if TYPE_CHECKING:
+    import torch
+
+# A numpy array or a torch tensor: `STFT` returns the kind it is given.
+Signal = TypeVar("Signal", np.ndarray, "torch.Tensor")
+
+# Samples per block of frames in the numpy path (1 MiB of float32).
+_BLOCK_SAMPLES = 2**18
+# torch.istft refuses a window envelope below this; the numpy path gives zeros there instead.
+_ENVELOPE_FLOOR = 1e-11
 
 
 @dataclass(frozen=True)
@@ -37,7 +59,9 @@ class STFTConfig(Config):
         return self.n_fft // 2 + 1
 
     def num_frames(self, length: int) -> int:
-        return length // self.hop_length + 1
+        """Frames of a `length`-sample signal: `length // hop + 1` for an even n_fft (an odd
+        one pads n_fft // 2 < n_fft / 2 on each side, so a frame fits one sample later)."""
+        return (length - self.n_fft % 2) // self.hop_length + 1
 
     def scaled(self, factor: float) -> STFTConfig:
         """The same analysis in seconds at a sample rate `factor` times higher."""
@@ -61,12 +85,44 @@ def fast_fft_length(n: int) -> int:
         length += 2
 
 
+def _is_tensor(value: object) -> bool:
+    """Whether `value` is a torch tensor, without importing torch (no torch, no tensors)."""
+    torch = sys.modules.get("torch")
+    return torch is not None and isinstance(value, torch.Tensor)
+
+
+def _overlap_add(total: np.ndarray, frames: np.ndarray, first: int, hop: int) -> None:
+    """Add `frames` `(..., count, frame_length)`, frames `first`.. of a signal, into `total`
+    `(..., slots, hop)` (the signal cut into hops; frame i starts at slot i): ceil(frame_length /
+    hop) vectorised adds, each of one hop-wide slice of every frame (the last may be narrower)."""
+    count, frame_length = frames.shape[-2:]
+    for index in range(-(-frame_length // hop)):
+        start = index * hop
+        width = min(hop, frame_length - start)
+        slots = slice(first + index, first + index + count)
+        total[..., slots, :width] += frames[..., start : start + width]
+
+
+def _frame_blocks(shape: tuple[int, ...], frame_length: int) -> list[slice]:
+    """Blocks of the frame axis of `shape` (`(..., frames)`), each about `_BLOCK_SAMPLES`
+    samples across the leading axes: the numpy path transforms one block at a time so that its
+    temporaries stay in cache (faster and steadier than temporaries of the whole signal)."""
+    rows = max(1, math.prod(shape[:-1]))
+    step = max(1, _BLOCK_SAMPLES // (rows * frame_length))
+    return [slice(first, first + step) for first in range(0, shape[-1], step)]
+
+
 class STFT:
-    """Complex STFT and its inverse for `STFTConfig`.
+    """Complex STFT and its inverse for `STFTConfig`, on numpy arrays or torch tensors.
 
     `fft_length` (default `n_fft`) is the FFT size: a longer FFT zero-pads each `n_fft`-sample
     windowed frame, which gives the same analysis on a finer grid of `fft_length // 2 + 1` bins
-    (the window, hop and frames are unchanged, and the inverse is still exact)."""
+    (the window, hop and frames are unchanged, and the inverse is still exact).
+
+    Frame t is the `fft_length` samples from sample `t * hop - fft_length // 2` of the signal
+    (taken as zero before its start and past its end), weighted by a periodic Hann window of
+    `n_fft` samples centred in it; the inverse overlap-adds the windowed inverse FFTs and divides
+    by the overlap-added squared window (the least-squares inverse that `torch.istft` computes)."""
 
     def __init__(self, config: STFTConfig, fft_length: int | None = None) -> None:
         self.config = config
@@ -85,12 +141,82 @@ class STFT:
     def n_bins(self) -> int:
         return self.fft_length // 2 + 1
 
-    def _window(self, reference: torch.Tensor) -> torch.Tensor:
+    def window(self, dtype: np.dtype | type = np.float64) -> np.ndarray:
+        """`(fft_length,)`: the periodic Hann window of n_fft samples (`torch.hann_window`),
+        centred in a frame of fft_length with zeros either side."""
+        n_fft = self.config.n_fft
+        offset = (self.fft_length - n_fft) // 2
+        window = np.zeros(self.fft_length)
+        window[offset : offset + n_fft] = 0.5 - 0.5 * np.cos(2 * np.pi * np.arange(n_fft) / n_fft)
+        return window.astype(dtype)
+
+    def forward(self, waveform: Signal) -> Signal:
+        """`(..., samples)` real -> `(..., self.n_bins, frames)` complex, of the same kind
+        (numpy or torch); float32 gives complex64, float64 complex128."""
+        if _is_tensor(waveform):
+            return self._forward_torch(waveform)
+        return self._forward_numpy(np.asarray(waveform))
+
+    __call__ = forward
+
+    def inverse(self, spectrum: Signal, length: int) -> Signal:
+        """`(..., self.n_bins, frames)` complex -> `(..., length)` real, of the same kind.
+
+        A `length` past the frames' span is padded with zeros. Where the summed squared window
+        is below 1e-11 (the zero or near-zero tail of the last frame's window) the numpy path
+        gives zeros and torch.istft refuses the length."""
+        if _is_tensor(spectrum):
+            return self._inverse_torch(spectrum, length)
+        return self._inverse_numpy(np.asarray(spectrum), length)
+
+    def _forward_numpy(self, waveform: np.ndarray) -> np.ndarray:
+        real = np.result_type(waveform.dtype, np.float32)  # float32 stays float32
+        half = self.fft_length // 2
+        padding = [(0, 0)] * (waveform.ndim - 1) + [(half, half)]
+        padded = np.pad(waveform.astype(real, copy=False), padding)  # (..., samples + 2 half)
+        frames = sliding_window_view(padded, self.fft_length, axis=-1)
+        frames = frames[..., :: self.config.hop_length, :]  # (..., frames, fft_length), a view
+        window = self.window(real)
+        spectrum = np.empty(  # (..., frames, bins)
+            (*frames.shape[:-1], self.n_bins), np.result_type(real, np.complex64)
+        )
+        for block in _frame_blocks(frames.shape[:-1], self.fft_length):
+            spectrum[..., block, :] = np.fft.rfft(frames[..., block, :] * window, axis=-1)
+        return np.swapaxes(spectrum, -1, -2)  # (..., bins, frames), like torch.stft
+
+    def _inverse_numpy(self, spectrum: np.ndarray, length: int) -> np.ndarray:
+        real = np.finfo(np.result_type(spectrum.dtype, np.complex64)).dtype
+        hop, fft_length = self.config.hop_length, self.fft_length
+        window = self.window(real)
+        spectrum = np.swapaxes(spectrum, -1, -2)  # (..., frames, bins)
+        *lead, count, _ = spectrum.shape
+        slots = count - 1 + -(-fft_length // hop)  # hops that the frames reach into
+        total = np.zeros((*lead, slots, hop), real)
+        for block in _frame_blocks(spectrum.shape[:-1], fft_length):
+            frames = np.fft.irfft(spectrum[..., block, :], n=fft_length, axis=-1)
+            frames = frames.astype(real, copy=False) * window  # (..., block, fft_length)
+            _overlap_add(total, frames, block.start, hop)
+        envelope = np.zeros((slots, hop), real)  # the overlap-added squared window
+        _overlap_add(envelope, np.broadcast_to(window**2, (count, fft_length)), 0, hop)
+        start = fft_length // 2  # the centre padding of the forward transform
+        stop = min(start + length, fft_length + hop * (count - 1))
+        signal = total.reshape(*lead, -1)[..., start:stop]
+        envelope = envelope.reshape(-1)[start:stop]
+        waveform = np.zeros((*lead, length), real)
+        np.divide(
+            signal, envelope, out=waveform[..., : stop - start], where=envelope > _ENVELOPE_FLOOR
+        )
+        return waveform
+
+    def _torch_window(self, reference: torch.Tensor) -> torch.Tensor:
+        import torch
+
         dtype = reference.real.dtype if reference.is_complex() else reference.dtype
         return torch.hann_window(self.config.n_fft, dtype=dtype, device=reference.device)
 
-    def forward(self, waveform: torch.Tensor) -> torch.Tensor:
-        """`(..., samples)` real -> `(..., self.n_bins, frames)` complex."""
+    def _forward_torch(self, waveform: torch.Tensor) -> torch.Tensor:
+        import torch
+
         lead = waveform.shape[:-1]
         flat = waveform.reshape(-1, waveform.shape[-1])
         spectrum = torch.stft(
@@ -98,17 +224,16 @@ class STFT:
             n_fft=self.fft_length,
             hop_length=self.config.hop_length,
             win_length=self.config.n_fft,
-            window=self._window(flat),
+            window=self._torch_window(flat),
             center=True,
             pad_mode="constant",
             return_complex=True,
         )
         return spectrum.reshape(*lead, *spectrum.shape[-2:])
 
-    __call__ = forward
+    def _inverse_torch(self, spectrum: torch.Tensor, length: int) -> torch.Tensor:
+        import torch
 
-    def inverse(self, spectrum: torch.Tensor, length: int) -> torch.Tensor:
-        """`(..., self.n_bins, frames)` complex -> `(..., length)` real."""
         lead = spectrum.shape[:-2]
         flat = spectrum.reshape(-1, *spectrum.shape[-2:])
         waveform = torch.istft(
@@ -116,7 +241,7 @@ class STFT:
             n_fft=self.fft_length,
             hop_length=self.config.hop_length,
             win_length=self.config.n_fft,
-            window=self._window(flat),
+            window=self._torch_window(flat),
             center=True,
             length=length,
         )

@@ -31,6 +31,7 @@ from ..core.errors import ConfigError
 from ..core.losses import LOSSES
 from ..core.networks import architecture_names, network_config
 from ..core.unet import PRESETS, preset
+from .channels import fold_channels, spectrogram_masks
 from .datasets import DATASETS, DataConfig, ExcerptSpec
 from .metrics import signal_to_distortion_ratio
 from .models import (
@@ -38,8 +39,6 @@ from .models import (
     SeparationModel,
     SpectrogramModelConfig,
     WaveformModelConfig,
-    fold_channels,
-    spectrogram_masks,
     waveform_context,
 )
 from .stft import STFT

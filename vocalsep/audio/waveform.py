@@ -13,12 +13,12 @@ from __future__ import annotations
 import math
 
 import numpy as np
-import torch
 
 from ..core.errors import ConfigError
 from ..core.tiling import TilePlan, overlap_add
+from .backends import SeparationNetwork
+from .channels import fold_channels
 from .io import resample
-from .models import WaveformModel, fold_channels
 
 
 def _align(samples: int, unit: int) -> int:
@@ -26,31 +26,26 @@ def _align(samples: int, unit: int) -> int:
 
 
 class WaveformEstimator:
-    """Separates chunks with a `WaveformModel`."""
+    """Separates chunks with the network of a waveform model (numpy; any backend)."""
 
     resampler_passes = 2  # resampled to the model's rate and back
 
     def __init__(
-        self,
-        model: WaveformModel,
-        device: torch.device,
-        tile_batch: int = 8,
-        wiener_iterations: int = 0,
+        self, network: SeparationNetwork, tile_batch: int = 8, wiener_iterations: int = 0
     ) -> None:
         if wiener_iterations:
             raise ConfigError(
                 "the Wiener post-filter refines spectrogram masks and this is a waveform model; "
                 "separate without --wiener"
             )
-        self.model = model
-        self.device = device
+        self.run = network.members[0].run
         self.tile_batch = tile_batch
-        self.config = model.config
-        self.difference = model.config.output == "difference"
-        self.unit = getattr(model.network_config, "shift_multiple", 1)
+        self.config = network.config
+        self.difference = self.config.output == "difference"
+        self.unit = network.unit
         overlap = self.config.tile_overlap
         step = _align(self.config.tile_samples - overlap, self.unit)
-        self.plan = TilePlan(step + overlap, overlap, _align(model.context, self.unit))
+        self.plan = TilePlan(step + overlap, overlap, _align(network.context, self.unit))
 
     def min_samples(self, sample_rate: int) -> int:
         return 1
@@ -59,23 +54,20 @@ class WaveformEstimator:
         """Model samples a chunk must see on both sides: the network's receptive field."""
         return self.plan.context
 
-    @torch.inference_mode()
-    def estimate(self, chunk: torch.Tensor, sample_rate: int, start: int = 0) -> torch.Tensor:
+    def estimate(self, chunk: np.ndarray, sample_rate: int, start: int = 0) -> np.ndarray:
         """One chunk `(channels, samples)` at `sample_rate` -> target estimates `(targets,
         channels, samples)`: at the model's rate, tiled over samples (`start` is not needed:
         chunks start on the network's shift grid)."""
         length, rate = chunk.shape[-1], self.config.sample_rate
-        mixture = chunk
-        if sample_rate != rate:
-            mixture = torch.from_numpy(resample(chunk.numpy(), sample_rate, rate))
+        mixture = chunk if sample_rate == rate else resample(chunk, sample_rate, rate)
         estimates = fold_channels(
-            lambda tile: overlap_add(self.model, tile, [self.plan], batch=self.tile_batch),
-            mixture[None].to(self.device, torch.float32),
+            lambda tile: overlap_add(self.run, tile, [self.plan], batch=self.tile_batch),
+            mixture[None].astype(np.float32, copy=False),
             self.config.audio_channels,
-        )[0].cpu()  # (targets, channels, model samples)
+        )[0]  # (targets, channels, model samples)
         if sample_rate != rate:
-            flat = estimates.reshape(-1, estimates.shape[-1]).numpy()
+            flat = estimates.reshape(-1, estimates.shape[-1])
             flat = resample(flat, rate, sample_rate)[:, :length]
             flat = np.pad(flat, [(0, 0), (0, length - flat.shape[-1])])  # rounding: +-1 sample
-            estimates = torch.from_numpy(flat).reshape(*estimates.shape[:2], length)
+            estimates = flat.reshape(*estimates.shape[:2], length)
         return estimates

@@ -12,8 +12,16 @@ import warnings
 from collections.abc import Sequence
 
 from .._version import __version__
-from . import evaluate, segment, separate, train
+from . import evaluate, export, segment, separate, train
 from .common import PROG, one_line_warnings, print_error
+
+# What a command needs that a plain `pip install vocalsep` does not bring, and how to get it.
+MISSING_EXTRAS = {
+    "torch": f'this needs PyTorch, which is not installed: pip install "{PROG}[torch]"',
+    "PIL": f'this needs Pillow, which is not installed: pip install "{PROG}[torch]"',
+    "onnx": f'ONNX export needs onnx: pip install "{PROG}[export]"',
+    "onnxscript": f'ONNX export needs onnxscript: pip install "{PROG}[export]"',
+}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -31,6 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_parser(commands)
     evaluate.add_parser(commands)
     segment.add_parser(commands)
+    export.add_parser(commands)
     return parser
 
 
@@ -50,6 +59,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 141  # 128 + SIGPIPE, what a shell reports for a tool killed by the pipe
     except Exception as error:  # a bug: still one line unless asked for the traceback
+        if isinstance(error, ModuleNotFoundError) and error.name in MISSING_EXTRAS:
+            print_error(MISSING_EXTRAS[error.name])  # an extra the command needs
+            return 1
         if os.environ.get("VOCALSEP_DEBUG"):
             raise
         print_error(

@@ -42,10 +42,26 @@ def add_parsers(commands) -> None:
         "--model",
         default=None,
         metavar="NAME|PATH",
-        help="shipped model name (see vocalsep models), 'default' or checkpoint file, "
-        "spectrogram or waveform (Wave-U-Net) model (default: vocalsep-small)",
+        help="shipped model name (see vocalsep models), 'default', a checkpoint file or an "
+        "ONNX file (vocalsep export), spectrogram or waveform (Wave-U-Net) model "
+        "(default: vocalsep-small)",
     )
     add_device(separate)
+    separate.add_argument(
+        "--backend",
+        default="auto",
+        choices=["auto", "torch", "onnx"],
+        help="what runs the network: onnx (onnxruntime, CPU) or torch; auto: onnx when "
+        "onnxruntime is installed and the model has an ONNX file (the shipped model does) and "
+        "no GPU device was asked for, else torch (default: auto)",
+    )
+    separate.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        metavar="N",
+        help="threads the network may use (default: all cores)",
+    )
     separate.add_argument(
         "--stems",
         default=None,
@@ -125,6 +141,8 @@ def _separate(args: argparse.Namespace) -> int:
         separator = api.load_separator(
             args.model,
             device=args.device,
+            backend=args.backend,
+            threads=args.threads,
             chunk_seconds=args.chunk_seconds,
             wiener_iterations=args.wiener,
         )

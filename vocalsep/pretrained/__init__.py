@@ -21,6 +21,7 @@ class PretrainedModel:
     task: str  # "audio-separation" or "image-segmentation"
     summary: str  # one line for `vocalsep models`
     card: str = ""  # markdown model card inside this package
+    onnx: str = ""  # the same network exported to ONNX, inside this package (optional)
 
 
 # The shipped models; each card (markdown next to the weights) says how it was trained.
@@ -32,6 +33,7 @@ MODELS: dict[str, PretrainedModel] = {
         summary="vocals/accompaniment, stereo spectrogram U-Net (2.5 M), 16 kHz net, full-band "
         "output; dev SDR 9.35/12.73 dB; research / non-commercial use",
         card="vocalsep-small.md",
+        onnx="vocalsep-small.onnx",
     ),
     "camvid-unet": PretrainedModel(
         name="camvid-unet",
@@ -95,3 +97,20 @@ def resolve(name_or_path: str | os.PathLike | None, task: str) -> Path:
     raise ModelNotFoundError(
         f"model {text!r} is neither a shipped model (shipped: {shipped}) nor an existing file"
     )
+
+
+ONNX_SUFFIX = ".onnx"
+
+
+def resolve_files(
+    name_or_path: str | os.PathLike | None, task: str
+) -> tuple[Path | None, Path | None]:
+    """`(checkpoint, onnx file)` of a shipped model name (its ONNX file when it ships one), a
+    checkpoint path `(path, None)`, an ONNX file `(None, path)`, or (None) the default model
+    of `task`; `ModelNotFoundError` as `resolve` otherwise."""
+    path = resolve(name_or_path, task)
+    if path.suffix == ONNX_SUFFIX:
+        return None, path
+    name = next((n for n, m in MODELS.items() if _package_file(m.filename) == path), None)
+    onnx = MODELS[name].onnx if name else ""
+    return path, (_package_file(onnx) if onnx and _package_file(onnx).is_file() else None)
