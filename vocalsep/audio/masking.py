@@ -68,17 +68,19 @@ class SpectrogramEstimator:
         network: SeparationNetwork,
         tile_batch: int = 8,
         wiener_iterations: int = 0,
+        threads: int | None = None,
     ) -> None:
         self.tile_batch = tile_batch
         self.wiener_iterations = wiener_iterations
+        self.threads = threads  # of the STFTs (None: one per core)
         self.config = network.config
-        self.stft = STFT(self.config.stft)
+        self.stft = STFT(self.config.stft, threads=threads)
         stfts = {self.config.stft: self.stft}
         self.members = [
             Member(
                 member.config,
                 member.run,
-                stfts.setdefault(member.config.stft, STFT(member.config.stft)),
+                stfts.setdefault(member.config.stft, STFT(member.config.stft, threads=threads)),
                 member.weight,
             )
             for member in network.members
@@ -211,7 +213,7 @@ class SpectrogramEstimator:
         config = self.config.stft.scaled(sample_rate / self.config.sample_rate)
         if config.n_fft % 2:
             config = replace(config, n_fft=config.n_fft + 1)
-        return STFT(config, fast_fft_length(config.n_fft))
+        return STFT(config, fast_fft_length(config.n_fft), threads=self.threads)
 
     def estimate(self, chunk: np.ndarray, sample_rate: int, start: int = 0) -> np.ndarray:
         """One chunk `(channels, samples)` at `sample_rate` that starts at sample `start` of

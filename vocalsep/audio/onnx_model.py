@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from .._version import __version__
+from ..core.cpu import cores
 from ..core.errors import CheckpointError, ConfigError, VocalsepError
 from .backends import ONNX_MISSING, SPECTROGRAM, WAVEFORM, NetworkMember, SeparationNetwork
 from .modelconfig import TASK, SpectrogramModelConfig, WaveformModelConfig
@@ -49,23 +50,19 @@ def graph_names(model_type: str, members: int = 1) -> list[tuple[str, str]]:
     return [("mixture", "stems")] if model_type == "waveform" else [("magnitude", "mask")]
 
 
-def _cores() -> int:
-    """The cores this process may run on."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
-
-
 def _session(path: Path, threads: int | None) -> Any:
     try:
         import onnxruntime
     except ImportError:
         raise ConfigError(ONNX_MISSING) from None
     options = onnxruntime.SessionOptions()
-    options.intra_op_num_threads = threads or _cores()
+    options.intra_op_num_threads = threads or cores()
     options.inter_op_num_threads = 1
     options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
+    # The arena keeps the largest buffers of every shape seen for reuse; the last tile batch
+    # of each chunk has another shape, so here it only adds peak memory (416 -> 391 MB for a
+    # 3-minute song, no slower).
+    options.enable_cpu_mem_arena = False
     try:
         return onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
     except Exception as error:  # a foreign file can fail the parser in many ways

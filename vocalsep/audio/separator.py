@@ -78,11 +78,13 @@ ESTIMATORS: dict[str, Callable[..., Estimator]] = {
 }
 
 
-def estimator(network: SeparationNetwork, tile_batch: int, wiener_iterations: int) -> Estimator:
+def estimator(
+    network: SeparationNetwork, tile_batch: int, wiener_iterations: int, threads: int | None
+) -> Estimator:
     """The estimator of `network`'s kind."""
     if network.kind not in ESTIMATORS:
         raise ConfigError(f"no estimator for a {network.kind} model; register one in ESTIMATORS")
-    return ESTIMATORS[network.kind](network, tile_batch, wiener_iterations)
+    return ESTIMATORS[network.kind](network, tile_batch, wiener_iterations, threads)
 
 
 def _align(samples: int, unit: int) -> int:
@@ -118,11 +120,12 @@ class Separator:
         model: Any,
         *,
         device: Any = "cpu",
-        chunk_seconds: float = 30.0,
+        chunk_seconds: float = 15.0,
         overlap_seconds: float | None = None,
         residual_accompaniment: bool = True,
         wiener_iterations: int = 0,
         tile_batch: int = 8,
+        threads: int | None = None,
     ) -> None:
         if overlap_seconds is None:
             overlap_seconds = min(1.0, chunk_seconds / 4)
@@ -141,7 +144,7 @@ class Separator:
         self.residual_accompaniment = (
             residual_accompaniment or ACCOMPANIMENT not in self.config.targets
         )
-        self._estimator = estimator(self.network, self.tile_batch, wiener_iterations)
+        self._estimator = estimator(self.network, self.tile_batch, wiener_iterations, threads)
 
     @classmethod
     def from_pretrained(
@@ -159,7 +162,7 @@ class Separator:
         for one (a `ConfigError` names the extra to install when it is missing). `threads`
         bounds the network's threads (default: all cores)."""
         network = load_network(name_or_path, backend=backend, device=device, threads=threads)
-        return cls(network, **kwargs)
+        return cls(network, threads=threads, **kwargs)
 
     @property
     def model(self) -> Any:

@@ -16,13 +16,17 @@ from __future__ import annotations
 
 import math
 import sys
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import cache
 from typing import TYPE_CHECKING, TypeVar
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 from ..core.config import Config
+from ..core.cpu import cores
 from ..core.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -103,6 +107,12 @@ def _overlap_add(total: np.ndarray, frames: np.ndarray, first: int, hop: int) ->
         total[..., slots, :width] += frames[..., start : start + width]
 
 
+@cache
+def _pool(workers: int) -> ThreadPoolExecutor:
+    """A thread pool for the numpy path's blocks (numpy's FFT releases the GIL)."""
+    return ThreadPoolExecutor(workers, thread_name_prefix="vocalsep-stft")
+
+
 def _frame_blocks(shape: tuple[int, ...], frame_length: int) -> list[slice]:
     """Blocks of the frame axis of `shape` (`(..., frames)`), each about `_BLOCK_SAMPLES`
     samples across the leading axes: the numpy path transforms one block at a time so that its
@@ -124,9 +134,12 @@ class STFT:
     `n_fft` samples centred in it; the inverse overlap-adds the windowed inverse FFTs and divides
     by the overlap-added squared window (the least-squares inverse that `torch.istft` computes)."""
 
-    def __init__(self, config: STFTConfig, fft_length: int | None = None) -> None:
+    def __init__(
+        self, config: STFTConfig, fft_length: int | None = None, *, threads: int | None = None
+    ) -> None:
         self.config = config
         self.fft_length = fft_length or config.n_fft
+        self.threads = threads  # the numpy path's threads (None: one per core)
         if self.fft_length < config.n_fft:
             raise ConfigError(f"fft_length {self.fft_length} is shorter than n_fft {config.n_fft}")
         if (self.fft_length - config.n_fft) % 2:
@@ -177,25 +190,38 @@ class STFT:
         frames = sliding_window_view(padded, self.fft_length, axis=-1)
         frames = frames[..., :: self.config.hop_length, :]  # (..., frames, fft_length), a view
         window = self.window(real)
-        spectrum = np.empty(  # (..., frames, bins)
-            (*frames.shape[:-1], self.n_bins), np.result_type(real, np.complex64)
-        )
-        for block in _frame_blocks(frames.shape[:-1], self.fft_length):
-            spectrum[..., block, :] = np.fft.rfft(frames[..., block, :] * window, axis=-1)
-        return np.swapaxes(spectrum, -1, -2)  # (..., bins, frames), like torch.stft
+        *lead, count, _ = frames.shape
+        spectrum = np.empty((*lead, self.n_bins, count), np.result_type(real, np.complex64))
+
+        def transform(block: slice) -> None:  # blocks write disjoint frames: no lock needed
+            block_spectrum = np.fft.rfft(frames[..., block, :] * window, axis=-1)
+            spectrum[..., block] = np.swapaxes(block_spectrum, -1, -2)
+
+        self._map(transform, _frame_blocks(frames.shape[:-1], self.fft_length))
+        return spectrum  # (..., bins, frames), contiguous
+
+    def _map(self, fn: Callable[[slice], object], blocks: Sequence[slice]) -> list:
+        """`fn` of every block, on up to `threads` threads."""
+        workers = min(self.threads or cores(), len(blocks))
+        if workers <= 1:
+            return [fn(block) for block in blocks]
+        return list(_pool(workers).map(fn, blocks))
 
     def _inverse_numpy(self, spectrum: np.ndarray, length: int) -> np.ndarray:
         real = np.finfo(np.result_type(spectrum.dtype, np.complex64)).dtype
         hop, fft_length = self.config.hop_length, self.fft_length
         window = self.window(real)
-        spectrum = np.swapaxes(spectrum, -1, -2)  # (..., frames, bins)
-        *lead, count, _ = spectrum.shape
+        *lead, _, count = spectrum.shape
         slots = count - 1 + -(-fft_length // hop)  # hops that the frames reach into
         total = np.zeros((*lead, slots, hop), real)
-        for block in _frame_blocks(spectrum.shape[:-1], fft_length):
-            frames = np.fft.irfft(spectrum[..., block, :], n=fft_length, axis=-1)
-            frames = frames.astype(real, copy=False) * window  # (..., block, fft_length)
-            _overlap_add(total, frames, block.start, hop)
+
+        def synthesise(block: slice) -> np.ndarray:  # (..., block, fft_length)
+            frames = np.fft.irfft(np.swapaxes(spectrum[..., block], -1, -2), fft_length, axis=-1)
+            return frames.astype(real, copy=False) * window
+
+        blocks = _frame_blocks((*lead, count), fft_length)
+        for block, frames in zip(blocks, self._map(synthesise, blocks), strict=True):
+            _overlap_add(total, frames, block.start, hop)  # in order: neighbours overlap
         envelope = np.zeros((slots, hop), real)  # the overlap-added squared window
         _overlap_add(envelope, np.broadcast_to(window**2, (count, fft_length)), 0, hop)
         start = fft_length // 2  # the centre padding of the forward transform

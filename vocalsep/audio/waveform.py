@@ -31,7 +31,11 @@ class WaveformEstimator:
     resampler_passes = 2  # resampled to the model's rate and back
 
     def __init__(
-        self, network: SeparationNetwork, tile_batch: int = 8, wiener_iterations: int = 0
+        self,
+        network: SeparationNetwork,
+        tile_batch: int = 8,
+        wiener_iterations: int = 0,
+        threads: int | None = None,  # the network's own: nothing else here is threaded
     ) -> None:
         if wiener_iterations:
             raise ConfigError(

@@ -100,10 +100,10 @@ def add_parsers(commands) -> None:
     separate.add_argument(
         "--chunk-seconds",
         type=float,
-        default=30.0,
+        default=15.0,
         metavar="S",
         help="audio processed at once; bounds memory, not the result: any chunk length gives "
-        "the one-pass output (default: 30)",
+        "the one-pass output (default: 15)",
     )
     separate.add_argument(
         "--wiener",
