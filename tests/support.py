@@ -9,9 +9,14 @@ import numpy as np
 import soundfile as sf
 import torch
 
-from vocalsep.audio.models import SpectrogramMaskModel, SpectrogramModelConfig
+from vocalsep.audio.models import (
+    SpectrogramMaskModel,
+    SpectrogramModelConfig,
+    WaveformModel,
+    WaveformModelConfig,
+)
 from vocalsep.audio.stft import STFTConfig
-from vocalsep.core.unet import EncoderDecoderConfig
+from vocalsep.core.unet import EncoderDecoderConfig, preset
 
 
 def make_model(
@@ -225,3 +230,29 @@ def write_damaged_mp3(path: Path, audio: np.ndarray, sample_rate: int) -> Path:
         data[position : position + 30] = rng.integers(0, 256, 30, dtype=np.uint8).tobytes()
     path.write_bytes(bytes(data))
     return path
+
+
+def make_waveform_model(
+    *, audio_channels: int = 2, output: str = "difference", seed: int = 0, **options
+) -> WaveformModel:
+    """A tiny, randomly initialised Wave-U-Net at 16 kHz: 4 levels (shift 16 samples), a
+    receptive field of 262 samples; tiles of 1000 samples so that seconds of audio span many."""
+    torch.manual_seed(seed)
+    config = WaveformModelConfig(
+        sample_rate=16000,
+        audio_channels=audio_channels,
+        output=output,
+        **{"tile_samples": 1000, "tile_overlap": 40, **options},
+    )
+    network = preset(
+        "waveunet",
+        in_channels=audio_channels,
+        out_channels=config.network_channels[1],
+        channels=(4, 8, 12, 16),
+        bottleneck_channels=20,
+    )
+    model = WaveformModel(config, "unet", network)
+    with torch.no_grad():  # away from linear interpolation, so that the learned weights matter
+        for module in model.network.upsamplers:
+            module.logits.uniform_(-2, 2)
+    return model.eval()

@@ -13,18 +13,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from support import LOCAL_MODEL, files_under, make_model
+from support import LOCAL_MODEL, files_under, make_model, make_waveform_model
 
 from vocalsep._version import __version__
 from vocalsep.audio.models import (
     SpectrogramEnsemble,
     WaveformModel,
-    WaveformModelConfig,
     load_model,
 )
 from vocalsep.core.checkpoint import load_checkpoint
 from vocalsep.core.errors import CheckpointError, ConfigError
-from vocalsep.core.unet import preset
 from vocalsep.pretrained import resolve
 
 ort = pytest.importorskip("onnxruntime")
@@ -34,24 +32,6 @@ from vocalsep.audio.onnx_model import METADATA_KEY, load_onnx_model  # noqa: E40
 
 ROOT = Path(__file__).resolve().parents[2]
 TOLERANCE = 1e-4  # max abs difference, torch vs onnxruntime
-
-
-def make_waveform_model() -> WaveformModel:
-    """A tiny stereo Wave-U-Net at 16 kHz: 4 levels (shift 16), receptive field 262."""
-    torch.manual_seed(0)
-    config = WaveformModelConfig(sample_rate=16000, audio_channels=2, tile_samples=1000)
-    network = preset(
-        "waveunet",
-        in_channels=2,
-        out_channels=config.network_channels[1],
-        channels=(4, 8, 12, 16),
-        bottleneck_channels=20,
-    )
-    model = WaveformModel(config, "unet", network)
-    with torch.no_grad():  # away from linear interpolation, so that the learned weights matter
-        for module in model.network.upsamplers:
-            module.logits.uniform_(-2, 2)
-    return model.eval()
 
 
 def assert_runs_like_torch(run, module, shapes) -> float:

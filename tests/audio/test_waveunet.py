@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from support import synth, write_wav
+from support import make_waveform_model, synth, write_wav
 
 import vocalsep
 from vocalsep.audio.models import (
@@ -19,32 +19,6 @@ from vocalsep.cli import main
 from vocalsep.core.checkpoint import load_checkpoint
 from vocalsep.core.errors import CheckpointError, ConfigError
 from vocalsep.core.unet import preset
-
-
-def make_waveform_model(
-    *, audio_channels: int = 2, output: str = "difference", seed: int = 0, **options
-) -> WaveformModel:
-    """A tiny, randomly initialised Wave-U-Net at 16 kHz: 4 levels (shift 16 samples), a
-    receptive field of 262 samples; tiles of 1000 samples so that seconds of audio span many."""
-    torch.manual_seed(seed)
-    config = WaveformModelConfig(
-        sample_rate=16000,
-        audio_channels=audio_channels,
-        output=output,
-        **{"tile_samples": 1000, "tile_overlap": 40, **options},
-    )
-    network = preset(
-        "waveunet",
-        in_channels=audio_channels,
-        out_channels=config.network_channels[1],
-        channels=(4, 8, 12, 16),
-        bottleneck_channels=20,
-    )
-    model = WaveformModel(config, "unet", network)
-    with torch.no_grad():  # away from linear interpolation, so that the learned weights matter
-        for module in model.network.upsamplers:
-            module.logits.uniform_(-2, 2)
-    return model.eval()
 
 
 @pytest.fixture(scope="module")
