@@ -187,7 +187,11 @@ def quality_sections() -> list[str]:
             + (
                 "Ranked by the median over the 6 dev tracks of BSSEval v4 SDR (museval); "
                 "val SDR is the recipe's fast global SDR on its 96 synthesized validation "
-                "mixtures."
+                "mixtures. Both speed columns are `vocalsep separate --backend torch` on a "
+                "3-minute song: the width's on the untrained model when `compare.py widths` "
+                "chose it (2026-12-04/05, before the separation pipeline moved to numpy), the "
+                "next on the trained checkpoint (`compare.py speed`, with the pipeline of the "
+                "date above)."
                 if task == "audio"
                 else "Scored on CamVid val (101 images) by the final validation; ranked by mIoU."
             )
