@@ -14,16 +14,20 @@ Without --model or --config it measures the default model that `vocalsep separat
 one shipped in the package). `--model` takes a checkpoint or a shipped model's name. `--config`
 builds an untrained model of a run config instead: speed does not depend on the weights.
 `--backend` lists the backends to time (default: onnx,torch), each song on each backend in
-turn, so that they share the machine's state; a checkpoint is exported to ONNX first
-(`vocalsep export`) for the onnx backend. The last lines give the onnx / torch ratios.
+turn, so that they share the machine's state, for `--repeat` rounds (default 3; a shared
+machine varies by +-20% from run to run): the table gives the median wall time of the rounds
+(all are listed) and the highest peak. A checkpoint is exported to ONNX first (`vocalsep
+export`) for the onnx backend. The last lines give the onnx / torch ratios of the medians.
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import os
 import re
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -91,6 +95,9 @@ def main() -> None:
     parser.add_argument("--workdir", default=None, help="where to put the test files")
     parser.add_argument("--backend", default="onnx,torch", help="backends, comma-separated")
     parser.add_argument("--threads", type=int, default=None, help="network threads (default: all)")
+    parser.add_argument(
+        "--repeat", type=int, default=3, help="rounds per song (median wall, highest peak)"
+    )
     args = parser.parse_args()
     backends = [name.strip() for name in args.backend.split(",") if name.strip()]
 
@@ -114,18 +121,22 @@ def main() -> None:
             song = workdir / f"song_{seconds:g}s.wav"
             if not song.exists():
                 synthesize(song, seconds)
-            for backend in backends:
+            rounds: dict[str, list[tuple[float, float]]] = {name: [] for name in backends}
+            for _round, backend in itertools.product(range(max(1, args.repeat)), backends):
                 command = [
                     *(sys.executable, "-m", "vocalsep", "separate", str(song)),
                     *("--model", models[backend], "--backend", backend),
                     *(["--threads", str(args.threads)] if args.threads else []),
                     *("-o", str(workdir / "out"), "--overwrite", "--no-progress"),
                 ]
-                wall, peak = measure(command)
+                rounds[backend].append(measure(command))
+            for backend in backends:
+                wall = statistics.median(wall for wall, _ in rounds[backend])
+                peak = max(peak for _, peak in rounds[backend])
                 results[seconds, backend] = wall, peak
                 print(
                     f"{seconds:>7g}s {backend:>8} {wall:>8.1f} {seconds / wall:>12.1f} "
-                    f"{peak:>12.0f}",
+                    f"{peak:>12.0f}   (walls {', '.join(f'{w:.2f}' for w, _ in rounds[backend])})",
                     flush=True,
                 )
         if {"onnx", "torch"} <= set(backends):

@@ -59,6 +59,40 @@ def test_separate_file(tmp_path, tiny_checkpoint):
     assert np.all(np.diff([done for done, _ in seen]) > 0)
 
 
+def test_a_long_song_is_written_in_order_and_a_failed_write_leaves_nothing(
+    tmp_path, tiny_checkpoint, monkeypatch
+):
+    """Chunks are written on a background thread: the file must hold them in order (equal to
+    the in-memory separation), and a write that fails on a later chunk is raised once and
+    leaves no output and no temporary file behind."""
+    from vocalsep.audio import writer as writer_module
+    from vocalsep.audio.errors import AudioWriteError
+
+    separator = vocalsep.Separator.from_pretrained(tiny_checkpoint, device="cpu", chunk_seconds=1)
+    mixture = synth(16000, 16000 * 35, 1)  # 4 blocks of 10 s: 4 chunks, 8 writes
+    song = write_wav(tmp_path / "song.wav", mixture, 16000)
+    written = vocalsep.separate_file(song, tmp_path / "out", separator=separator)
+    expected = separator.separate(sf.read(song, dtype="float32")[0], 16000)
+    for stem, path in written.items():
+        audio, _ = sf.read(path, dtype="float32")
+        np.testing.assert_allclose(audio, expected[stem], atol=1e-4)  # 16-bit PCM
+
+    calls = []
+    write = writer_module.AudioWriter.write
+
+    def failing(self, block):
+        calls.append(1)
+        if len(calls) == 5:
+            raise AudioWriteError(f"cannot write {self.path}: disk full")
+        write(self, block)
+
+    monkeypatch.setattr(writer_module.AudioWriter, "write", failing)
+    with pytest.raises(AudioWriteError, match="disk full"):
+        vocalsep.separate_file(song, tmp_path / "again", separator=separator)
+    assert len(calls) == 5  # nothing written after the failure
+    assert not (tmp_path / "again").exists() or not list((tmp_path / "again").rglob("*.*"))
+
+
 # -- waveform layouts ------------------------------------------------------------------------
 
 

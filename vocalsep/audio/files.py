@@ -4,10 +4,15 @@ an optional spectrogram picture."""
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import os
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
+
+import numpy as np
 
 from ..core.errors import OptionError
 from ..core.outputs import Job
@@ -214,16 +219,23 @@ def _separate_stream(
                     sketches["mixture"].add(block)
                 yield block
 
+        def write(chunk: dict[str, np.ndarray]) -> None:
+            for stem, writer in writers.items():
+                writer.write(chunk[stem])
+
+        # Encoding and writing a chunk overlaps the separation of the next one (libsndfile
+        # leaves the GIL free); entered last, so it is drained before any writer closes.
+        background = stack.enter_context(_InOrder())
         written = 0
         for chunk in separator.separate_blocks(
             mixture_blocks(), rate, total=info.frames, progress=report, source=str(path)
         ):
-            for stem, writer in writers.items():
-                writer.write(chunk[stem])
+            background.submit(write, chunk)
             for stem, sketch in sketches.items():
                 if stem != "mixture":
                     sketch.add(chunk[stem])
             written += next(iter(chunk.values())).shape[-1]
+        background.wait()
         if written < shortest:
             raise InvalidAudioError(
                 f"{path} is too short to separate ({written} samples, need at least {shortest})"
@@ -231,3 +243,40 @@ def _separate_stream(
         if picture is not None:
             title = f"{path.name}: mixture and stems"
             audio_plot.draw(picture, sketches, title=title, overwrite=overwrite)
+
+
+class _InOrder:
+    """Calls run one after another on one background thread, at most `depth` of them not yet
+    finished; after a call fails the later ones are skipped, and its exception is raised in
+    the caller by a later `submit` or by `wait`. Leaving the context waits for the thread
+    (calls not yet started are dropped when leaving on an exception)."""
+
+    def __init__(self, depth: int = 2) -> None:
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="vocalsep-write")
+        self._pending: collections.deque[Future[Any]] = collections.deque()
+        self._depth = depth
+        self._failed = False
+
+    def submit(self, fn: Callable[..., Any], *args: Any) -> None:
+        while len(self._pending) >= self._depth:
+            self._pending.popleft().result()
+        self._pending.append(self._pool.submit(self._call, fn, *args))
+
+    def _call(self, fn: Callable[..., Any], *args: Any) -> None:
+        if self._failed:
+            return
+        try:
+            fn(*args)
+        except BaseException:
+            self._failed = True
+            raise
+
+    def wait(self) -> None:
+        while self._pending:
+            self._pending.popleft().result()
+
+    def __enter__(self) -> _InOrder:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, *_: object) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=kind is not None)
