@@ -119,6 +119,7 @@ def separate_file(
     plot: bool = False,
     outputs: dict[str, Path] | None = None,
     progress: Callable[[float, float | None], None] | None = None,
+    name: str | None = None,
 ) -> dict[str, Path]:
     """Separate one audio file into stem files and return output kind -> written path.
 
@@ -129,7 +130,8 @@ def separate_file(
     beside them (needs the `plot` extra). `outputs` (kind -> path) skips the planning, as
     `plan_jobs` made it. When libsndfile fails partway through the file and ffmpeg is
     installed, the file is decoded again with ffmpeg (a warning says so).
-    `progress(done_seconds, total_seconds or None)` is called as audio is finished. Raises a
+    `progress(done_seconds, total_seconds or None)` is called as audio is finished. `name`
+    names the song in the picture's title (default: the file's name). Raises a
     `VocalsepError` subclass with a one-line message on failure.
     """
     separator = separator or Separator.from_pretrained(model, device=device)
@@ -164,6 +166,7 @@ def separate_file(
             bit_depth=bit_depth,
             overwrite=overwrite,
             progress=progress,
+            name=name or path.name,
         )
 
     decode(path, work)
@@ -184,6 +187,7 @@ def _separate_stream(
     bit_depth: str,
     overwrite: bool,
     progress: Callable[[float, float | None], None] | None,
+    name: str,
 ) -> None:
     """Separate what `reader` decodes into the stem files `targets` (and the `picture`), all
     or nothing: an exception leaves no output behind, so the work can start again."""
@@ -241,7 +245,7 @@ def _separate_stream(
                 f"{path} is too short to separate ({written} samples, need at least {shortest})"
             )
         if picture is not None:
-            title = f"{path.name}: mixture and stems"
+            title = f"{name}: mixture and stems"
             audio_plot.draw(picture, sketches, title=title, overwrite=overwrite)
 
 

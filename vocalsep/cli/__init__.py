@@ -12,7 +12,7 @@ import warnings
 from collections.abc import Sequence
 
 from .._version import __version__
-from . import evaluate, export, segment, separate, train
+from . import evaluate, export, segment, separate, serve, train
 from .common import PROG, one_line_warnings, print_error
 
 # What a command needs that a plain `pip install vocalsep` does not bring, and how to get it.
@@ -40,6 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_parser(commands)
     segment.add_parser(commands)
     export.add_parser(commands)
+    serve.add_parser(commands)
     return parser
 
 
