@@ -60,6 +60,24 @@ def _error(response, status: int, words: str) -> None:
     assert words in response.json()["error"].lower(), response.json()
 
 
+def _chunked_upload(server, path):
+    """A multipart upload without a Content-Length (chunked): the limit holds while reading."""
+    boundary = "vocalsepboundary"
+
+    def body():
+        yield (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="file"; '
+            f'filename="{path.name}"\r\nContent-Type: audio/wav\r\n\r\n'
+        ).encode()
+        with open(path, "rb") as file:
+            while block := file.read(1 << 16):
+                yield block
+        yield f"\r\n--{boundary}--\r\n".encode()
+
+    headers = {"content-type": f"multipart/form-data; boundary={boundary}"}
+    return server.client.post("/api/separations", content=body(), headers=headers)
+
+
 def test_bad_input_is_a_json_4xx_and_the_server_serves_on(server, songs, tmp_path):
     before = server.job_folders()
     client = server.client
@@ -73,6 +91,7 @@ def test_bad_input_is_a_json_4xx_and_the_server_serves_on(server, songs, tmp_pat
         (lambda: server.upload(empty), 400, "empty"),
         (lambda: server.upload(text), 415, "not an audio file"),
         (lambda: server.upload(big), 413, "larger than the limit of 2 mb"),
+        (lambda: _chunked_upload(server, big), 413, "larger than the limit of 2 mb"),
         (lambda: server.upload(songs["tiny"]), 422, "too short"),
         (lambda: server.upload(songs["short"], field="song"), 400, 'no field named "file"'),
         (lambda: client.post("/api/separations", content=b"RIFF...."), 400, "multipart"),

@@ -274,7 +274,7 @@ def create_app(
         return JSONResponse({"id": job.id, "status": job.status, "url": url}, status_code=202)
 
     async def status(request: Request) -> Response:
-        return JSONResponse(describe(job_or_404(request)))
+        return JSONResponse(await asyncio.to_thread(describe, job_or_404(request)))
 
     async def delete(request: Request) -> Response:
         job = job_or_404(request)
