@@ -130,6 +130,28 @@ def test_bad_input_is_a_json_4xx_and_the_server_serves_on(server, songs, tmp_pat
     assert server.job_folders() == before  # nothing rejected was kept
 
 
+def test_an_upload_cut_off_midway_leaves_nothing(server, songs):
+    import socket
+    from urllib.parse import urlsplit
+
+    before = server.job_folders()
+    address = urlsplit(server.url)
+    body = songs["medium"].read_bytes()
+    head = (
+        f"POST /api/separations HTTP/1.1\r\nHost: {address.hostname}\r\n"
+        "Content-Type: multipart/form-data; boundary=b\r\n"
+        f"Content-Length: {len(body) + 200}\r\n\r\n"
+        '--b\r\nContent-Disposition: form-data; name="file"; filename="x.wav"\r\n\r\n'
+    )
+    with socket.create_connection((address.hostname, address.port)) as connection:
+        connection.sendall(head.encode() + body[: len(body) // 2])
+    end = time.monotonic() + 10
+    while server.job_folders() != before and time.monotonic() < end:
+        time.sleep(0.05)
+    assert server.job_folders() == before
+    assert server.alive()
+
+
 def test_a_stem_name_outside_the_job_is_404(server, songs):
     job = server.upload(songs["short"]).json()
     server.wait(job["id"])

@@ -28,7 +28,7 @@ from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.trustedhost import TrustedHostMiddleware
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
@@ -255,6 +255,9 @@ def create_app(
         except HTTPError:
             await asyncio.to_thread(store.remove_folder, job.folder)
             raise
+        except ClientDisconnect:  # the browser went away mid-upload: nothing to answer
+            await asyncio.to_thread(store.remove_folder, job.folder)
+            return error_response(400, "the upload was interrupted")
         except QueueFull as error:
             await asyncio.to_thread(store.remove_folder, job.folder)
             raise HTTPError(503, str(error)) from None
