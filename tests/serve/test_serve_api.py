@@ -307,3 +307,18 @@ def test_serve_refuses_bad_options_in_one_line(tmp_path):
         assert result.returncode != 0
         lines = result.stderr.strip().splitlines()
         assert len(lines) == 1 and words in lines[0], result.stderr
+
+
+def test_without_the_serve_extra_one_line_names_it():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; sys.modules['uvicorn'] = None; from vocalsep.cli import main; "
+        "sys.exit(main(['serve']))"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 1
+    assert result.stderr.strip() == (
+        'vocalsep: error: serve needs uvicorn, which is not installed: pip install "vocalsep[serve]"'
+    )
