@@ -1,0 +1,127 @@
+"""What a karaoke user hears, probed on the dev tracks' own stems: bleed and karaoke residue.
+
+    python benchmarks/probes.py [--models default,PATH...] [--dev ../shared/data/audio/dev]
+        [--json OUT.json]
+
+For every dev track with `vocals.*` and `accompaniment.*` stems, and every model:
+- bleed: the accompaniment stem alone goes in; the energy of the vocals output relative to
+  the input's, below and above 8 kHz (dB; the higher the band's line, the more cymbals and
+  hi-hats in the a-cappella). Above 8 kHz only where the input has content there (above -60 dB
+  of its total energy: the MIR-1K clips are 16 kHz recordings, nothing above 8 kHz).
+- karaoke residue: the vocals stem alone goes in; the energy of the accompaniment output
+  relative to the input's, full band (dB; the original singer left under the karaoke track).
+Per track, then the median of each column per model. Energies are sums over the whole clip of
+the squared spectrum (Parseval), both channels. Lower is better everywhere.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import statistics
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from vocalsep import api
+from vocalsep.audio.io import load_audio
+
+SPLIT_HZ = 8000.0
+PRESENT_DB = -60.0  # a band "has content" above this, relative to the input's total energy
+
+
+def band_energy(audio: np.ndarray, rate: int, low: float, high: float) -> float:
+    """Energy of `(channels, n)` audio between `low` and `high` Hz (both channels summed)."""
+    spectrum = np.abs(np.fft.rfft(audio, axis=-1)) ** 2
+    freqs = np.fft.rfftfreq(audio.shape[-1], 1.0 / rate)
+    return float(spectrum[..., (freqs >= low) & (freqs < high)].sum())
+
+
+def db(ratio: float) -> float:
+    return 10 * math.log10(ratio) if ratio > 0 else -math.inf
+
+
+def stem_file(folder: Path, name: str) -> Path | None:
+    found = sorted(folder.glob(f"{name}.*"))
+    return found[0] if found else None
+
+
+def probe(separator, vocals: np.ndarray, accompaniment: np.ndarray, rate: int) -> dict:
+    nyquist = rate / 2 + 1
+    out = separator.separate(accompaniment, rate)["vocals"]
+    result = {
+        "bleed_below_8k_db": db(
+            band_energy(out, rate, 0, SPLIT_HZ) / band_energy(accompaniment, rate, 0, SPLIT_HZ)
+        )
+    }
+    high_in = band_energy(accompaniment, rate, SPLIT_HZ, nyquist)
+    total_in = band_energy(accompaniment, rate, 0, nyquist)
+    has_high = rate / 2 > SPLIT_HZ and total_in > 0 and db(high_in / total_in) > PRESENT_DB
+    result["bleed_above_8k_db"] = (
+        db(band_energy(out, rate, SPLIT_HZ, nyquist) / high_in) if has_high else None
+    )
+    residue = separator.separate(vocals, rate)["accompaniment"]
+    result["karaoke_residue_db"] = db(
+        band_energy(residue, rate, 0, nyquist) / band_energy(vocals, rate, 0, nyquist)
+    )
+    return result
+
+
+def cells(row: dict, columns: tuple[str, ...]) -> str:
+    widths = (10, 10, 9)
+    return " ".join(
+        f"{row[c]:>{w}.1f}" if row[c] is not None else f"{'-':>{w}}"
+        for c, w in zip(columns, widths, strict=True)
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--models", default="default", help="comma-separated names or paths")
+    parser.add_argument("--dev", default="../shared/data/audio/dev", help="dev tracks' folder")
+    parser.add_argument("--json", default=None, help="also write the numbers here")
+    args = parser.parse_args()
+    dev = Path(args.dev)
+    tracks = (
+        sorted(
+            folder
+            for folder in dev.iterdir()
+            if folder.is_dir()
+            and stem_file(folder, "vocals")
+            and stem_file(folder, "accompaniment")
+        )
+        if dev.is_dir()
+        else []
+    )
+    if not tracks:
+        sys.exit(f"no dev tracks with vocals and accompaniment stems under {dev}")
+    columns = ("bleed_below_8k_db", "bleed_above_8k_db", "karaoke_residue_db")
+    results: dict[str, dict[str, dict]] = {}
+    print(f"{'model':<24} {'track':<30} {'bleed <8k':>10} {'bleed >8k':>10} {'residue':>9}")
+    for model in (name.strip() for name in args.models.split(",") if name.strip()):
+        separator = api.Separator.from_pretrained(None if model == "default" else model)
+        results[model] = {}
+        for folder in tracks:
+            vocals, rate = load_audio(stem_file(folder, "vocals"))
+            accompaniment, accompaniment_rate = load_audio(stem_file(folder, "accompaniment"))
+            if accompaniment_rate != rate or accompaniment.shape != vocals.shape:
+                sys.exit(f"{folder}: the stems differ in rate or shape")
+            row = probe(separator, vocals, accompaniment, rate)
+            results[model][folder.name] = row
+            print(f"{model:<24} {folder.name:<30} {cells(row, columns)}")
+        medians = {
+            column: statistics.median(values)
+            if (values := [r[column] for r in results[model].values() if r[column] is not None])
+            else None
+            for column in columns
+        }
+        results[model]["median"] = medians
+        print(f"{model:<24} {'median':<30} {cells(medians, columns)}")
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=1) + "\n")
+
+
+if __name__ == "__main__":
+    main()

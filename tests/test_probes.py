@@ -1,0 +1,44 @@
+"""benchmarks/probes.py: band energies and the two probes, on synthesized stems."""
+
+import importlib.util
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import vocalsep
+
+SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "probes.py"
+
+
+@pytest.fixture(scope="module")
+def probes():
+    spec = importlib.util.spec_from_file_location("probes_benchmark", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_band_energy_splits_a_two_tone_signal_at_8_khz(probes):
+    rate = 44100
+    t = np.arange(rate) / rate
+    low, high = np.sin(2 * np.pi * 1000 * t), 0.1 * np.sin(2 * np.pi * 12000 * t)
+    audio = np.stack([low + high, low + high])
+    below = probes.band_energy(audio, rate, 0, 8000)
+    above = probes.band_energy(audio, rate, 8000, rate / 2 + 1)
+    assert probes.db(above / below) == pytest.approx(-20.0, abs=0.01)
+    assert probes.db(0.0) == -math.inf
+
+
+def test_probe_reports_no_high_band_for_a_16_khz_recording(probes, tiny_checkpoint):
+    separator = vocalsep.Separator.from_pretrained(tiny_checkpoint, device="cpu")
+    rng = np.random.default_rng(0)
+    vocals = 0.1 * rng.standard_normal((1, 16000)).astype(np.float32)
+    accompaniment = 0.1 * rng.standard_normal((1, 16000)).astype(np.float32)
+    row = probes.probe(separator, vocals, accompaniment, 16000)
+    assert row["bleed_above_8k_db"] is None  # nothing above 8 kHz at a 16 kHz rate
+    assert np.isfinite(row["bleed_below_8k_db"]) and np.isfinite(row["karaoke_residue_db"])
+    # the residual accompaniment: vocals in -> (vocals - vocals estimate) out, never louder
+    # than the input plus the estimate
+    assert row["karaoke_residue_db"] < 6
