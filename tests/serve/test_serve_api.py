@@ -319,5 +319,5 @@ def test_without_the_serve_extra_one_line_names_it():
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 1
-    expected = "serve needs uvicorn, which is not installed: pip install \"vocalsep[serve]\""
+    expected = 'serve needs uvicorn, which is not installed: pip install "vocalsep[serve]"'
     assert result.stderr.strip() == f"vocalsep: error: {expected}"
