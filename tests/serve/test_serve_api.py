@@ -112,6 +112,8 @@ def test_bad_input_is_a_json_4xx_and_the_server_serves_on(server, songs, tmp_pat
         (lambda: client.get("/api/separations/..%2Fjobs/input"), 404, ""),
         (lambda: client.get("/static/..%2F..%2F__init__.py"), 404, ""),
         (lambda: client.put("/api/separations"), 405, "not allowed"),
+        (lambda: client.get("/api/info", headers={"host": "evil.example"}), 400, "answers only"),
+        (lambda: client.get("/", headers={"host": "evil.example:8000"}), 400, "answers only"),
     ]
     for send, status, words in cases:
         response = send()
@@ -270,6 +272,22 @@ def test_cleanup_by_age(tmp_path):
     assert sorted(store.clean()) == sorted([jobs[0].id, jobs[1].id])
     assert sorted(store.jobs) == sorted([jobs[2].id, jobs[3].id])
     assert not jobs[0].folder.exists() and jobs[3].folder.exists()
+
+
+def test_loopback_hosts_are_told_apart_from_others():
+    from vocalsep.serve.app import is_loopback, request_host
+
+    for header, host in (
+        (b"127.0.0.1:8000", "127.0.0.1"),
+        (b"localhost", "localhost"),
+        (b"[::1]:8000", "::1"),
+        (b"LOCALHOST:1", "localhost"),
+        (b"evil.example:8000", "evil.example"),
+        (b"[::1", ""),
+    ):
+        assert request_host([(b"host", header)]) == host
+    assert is_loopback("127.0.0.2") and is_loopback("::1") and is_loopback("localhost")
+    assert not is_loopback("evil.example") and not is_loopback("") and not is_loopback("0.0.0.0")
 
 
 def test_queue_positions_and_the_queue_limit(tmp_path):

@@ -27,7 +27,6 @@ from typing import Any
 from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
-from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Mount, Route
@@ -74,6 +73,34 @@ class _SecurityHeaders:
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
+
+
+def request_host(headers: list[tuple[bytes, bytes]]) -> str:
+    """The host a request names in its Host header, without the port ("[::1]:80" -> "::1")."""
+    value = dict(headers).get(b"host", b"").decode("latin-1").strip().lower()
+    if value.startswith("["):
+        return value[1 : value.find("]")] if "]" in value else ""
+    return value.rsplit(":", 1)[0] if value.count(":") == 1 else value
+
+
+def is_loopback(host: str) -> bool:
+    return host in LOOPBACK_HOSTS or host.startswith("127.")
+
+
+class _LoopbackHostsOnly:
+    """ASGI middleware for a server on a loopback address: a request whose Host header names
+    another host is refused (JSON 400), so that no web page can reach the server by pointing
+    a name of its own at 127.0.0.1 (DNS rebinding)."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and not is_loopback(request_host(scope["headers"])):
+            response = error_response(400, "this server answers only to 127.0.0.1 or localhost")
+            await response(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
 
 
 class HTTPError(Exception):
@@ -335,10 +362,9 @@ def create_app(
 
     from starlette.exceptions import HTTPException
 
-    loopback = host in LOOPBACK_HOSTS or host.startswith("127.")
     middleware = [Middleware(_SecurityHeaders)]
-    if loopback:
-        middleware.insert(0, Middleware(TrustedHostMiddleware, allowed_hosts=LOOPBACK_HOSTS))
+    if is_loopback(host):
+        middleware.append(Middleware(_LoopbackHostsOnly))
     return Starlette(
         routes=[
             Route("/", page),
