@@ -33,6 +33,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from .._version import __version__
+from ..audio.errors import InvalidAudioError
 from ..core.errors import VocalsepError
 from .jobs import DONE, Job, JobStore, QueueFull, convert_to_flac
 
@@ -123,7 +124,6 @@ def display_name(raw: str | None) -> str:
 def check_audio_start(path: Path, min_seconds: float) -> None:
     """Decode the first `min_seconds` of `path` (blocking): `AudioDecodeError` when it is not
     audio that vocalsep reads, `InvalidAudioError` when it ends sooner."""
-    from ..audio.errors import InvalidAudioError
     from ..audio.io import open_audio
 
     with open_audio(path) as reader:
@@ -272,33 +272,23 @@ def create_app(
         )
 
     async def create(request: Request) -> Response:
-        if store.queued() >= store.max_queue:
-            raise HTTPError(503, f"{store.max_queue} songs are waiting already; try again later")
         job = await asyncio.to_thread(store.new_job, "song")
         try:
+            store.check_room()  # before reading the upload; `submit` checks again
             await receive_upload(request, job, limit)
             await asyncio.to_thread(check_audio_start, job.input, store.min_seconds)
             store.submit(job)
-        except HTTPError:
+        except BaseException as error:  # whatever stops it, the upload's folder goes
             await asyncio.to_thread(store.remove_folder, job.folder)
-            raise
-        except ClientDisconnect:  # the browser went away mid-upload: nothing to answer
-            await asyncio.to_thread(store.remove_folder, job.folder)
-            return error_response(400, "the upload was interrupted")
-        except QueueFull as error:
-            await asyncio.to_thread(store.remove_folder, job.folder)
-            raise HTTPError(503, str(error)) from None
-        except VocalsepError as error:
-            await asyncio.to_thread(store.remove_folder, job.folder)
-            from ..audio.errors import InvalidAudioError
-
+            if isinstance(error, ClientDisconnect):  # the browser went away: nobody to answer
+                return error_response(400, "the upload was interrupted")
+            if isinstance(error, QueueFull):
+                raise HTTPError(503, str(error)) from None
             if isinstance(error, InvalidAudioError):
                 raise HTTPError(422, str(error).replace(str(job.input), "the upload")) from None
-            raise HTTPError(
-                415, f"{job.name} is not an audio file that vocalsep can read"
-            ) from None
-        except BaseException:
-            await asyncio.to_thread(store.remove_folder, job.folder)
+            if isinstance(error, VocalsepError):  # the decoders' errors: not audio
+                message = f"{job.name} is not an audio file that vocalsep can read"
+                raise HTTPError(415, message) from None
             raise
         url = f"/api/separations/{job.id}"
         return JSONResponse({"id": job.id, "status": job.status, "url": url}, status_code=202)
@@ -325,7 +315,7 @@ def create_app(
         if format == "flac":
             try:
                 await asyncio.to_thread(convert_to_flac, job.stem_path(stem), path)
-            except (OSError, RuntimeError) as error:  # deleted meanwhile, disk full
+            except (VocalsepError, OSError) as error:  # deleted meanwhile, disk full
                 raise HTTPError(404, f"the FLAC file could not be made ({error})") from None
         if not path.exists():
             raise HTTPError(404, "no such separation (it may have been deleted or expired)")

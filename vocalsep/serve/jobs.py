@@ -134,8 +134,9 @@ def _describe() -> dict[str, Any]:
 def _separate(folder: str, name: str) -> dict[str, Any]:
     """Separate `folder/input` into `folder/stems/`; returns the duration, or the error as
     one readable sentence (exceptions stay in the worker: some do not survive pickling)."""
+    import soundfile
+
     from ..audio.files import PLOT, separate_file
-    from ..audio.io import open_audio
 
     root = Path(folder)
     progress_file = root / "progress"
@@ -151,8 +152,6 @@ def _separate(folder: str, name: str) -> dict[str, Any]:
                 temp.write_text(f"{done / total:.4f}")
 
     try:
-        with open_audio(root / "input") as reader:
-            rate, frames = reader.info.sample_rate, reader.info.frames
         outputs = {stem: root / "stems" / f"{stem}.wav" for stem in _separator.stems}
         if _plot:
             outputs[PLOT] = root / "spectrogram.png"
@@ -170,11 +169,9 @@ def _separate(folder: str, name: str) -> dict[str, Any]:
     except Exception as error:  # a bug: the job fails, the worker lives on
         log.exception("separation failed")
         return {"error": f"internal error ({type(error).__name__}); see the server's log"}
-    if frames is None:  # decoded by ffmpeg: the length is known now
-        import soundfile
-
-        frames = soundfile.info(str(outputs[_separator.stems[0]])).frames
-    return {"duration": frames / rate}
+    # the stems have the song's rate and length, whichever decoder read it
+    stem = soundfile.info(str(outputs[_separator.stems[0]]))
+    return {"duration": stem.frames / stem.samplerate}
 
 
 class Lane:
@@ -302,10 +299,14 @@ class JobStore:
     def queued(self) -> int:
         return sum(job.status == QUEUED for job in self.jobs.values())
 
-    def submit(self, job: Job) -> None:
-        """Queue a job whose upload was checked; `QueueFull` when `max_queue` jobs wait."""
+    def check_room(self) -> None:
+        """`QueueFull` when `max_queue` jobs wait."""
         if self.queued() >= self.max_queue:
             raise QueueFull(f"{self.max_queue} songs are waiting already; try again in a minute")
+
+    def submit(self, job: Job) -> None:
+        """Queue a job whose upload was checked; `QueueFull` when `max_queue` jobs wait."""
+        self.check_room()
         self._submitted += 1
         job.order = self._submitted
         self.jobs[job.id] = job
@@ -445,15 +446,16 @@ def _size(folder: Path) -> int:
 
 
 def convert_to_flac(wav: Path, flac: Path) -> Path:
-    """`wav` as 16-bit FLAC at `flac`, written atomically and block by block (blocking)."""
-    import soundfile
+    """`wav` as 16-bit FLAC at `flac`, written atomically and block by block (blocking; the
+    package's reader and writer, so a failure is a `VocalsepError`)."""
+    from ..audio.io import open_audio
+    from ..audio.writer import AudioWriter
 
     if flac.exists():
         return flac
-    with soundfile.SoundFile(str(wav)) as source, atomic_file(flac) as temp:
-        with soundfile.SoundFile(
-            str(temp), "w", source.samplerate, source.channels, "PCM_16", format="FLAC"
-        ) as target:
-            for block in source.blocks(blocksize=1 << 18, dtype="int16"):
-                target.write(block)
+    with open_audio(wav) as reader:
+        info = reader.info
+        with AudioWriter(flac, info.sample_rate, info.channels, "flac", "16", True) as writer:
+            for block in reader.blocks(1 << 18):
+                writer.write(block)
     return flac
