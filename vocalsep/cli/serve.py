@@ -77,7 +77,7 @@ def _serve(args: argparse.Namespace) -> int:
     try:
         import uvicorn
 
-        from ..serve.app import create_app
+        from ..serve.app import create_app, is_loopback
         from ..serve.jobs import JobStore
     except ImportError as error:
         print_error(f"serve needs {error.name}, which is not installed: {INSTALL_SERVE}")
@@ -111,7 +111,7 @@ def _serve(args: argparse.Namespace) -> int:
         app = create_app(store, max_upload_mb=args.max_upload_mb, host=args.host)
         host, port = sock.getsockname()[:2]
         shown = f"[{host}]" if ":" in host else host
-        if not (host == "::1" or host.startswith("127.")):
+        if not is_loopback(host):
             say("warning", f"listening on {host}: anyone who can reach it can use this page")
         print(f"{PROG} serve: open http://{shown}:{port}/ in a browser (Ctrl+C stops)", flush=True)
         config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on")
@@ -122,8 +122,7 @@ def _serve(args: argparse.Namespace) -> int:
     finally:
         sock.close()
         if store is not None:
-            for lane in store.lanes:
-                lane.close()
+            store.close_lanes()
         if temporary is not None:
             temporary.cleanup()
     return 0

@@ -250,19 +250,22 @@ class JobStore:
         line) when the model cannot be loaded."""
         if self.lanes:
             return
-        lanes = [Lane(*self._lane_args) for _ in range(self.workers)]
+        self.lanes = [Lane(*self._lane_args) for _ in range(self.workers)]
         try:
-            described = [lane.submit(_describe).result() for lane in lanes]
+            described = [lane.submit(_describe).result() for lane in self.lanes]
         except BrokenProcessPool:
-            for lane in lanes:
-                lane.close()
-            raise VocalsepError("the model could not be loaded in a worker process") from None
+            described = [{"error": "the model could not be loaded in a worker process"}]
         failed = [each["error"] for each in described if "error" in each]
         if failed:
-            for lane in lanes:
-                lane.close()
+            self.close_lanes()
             raise VocalsepError(failed[0])
-        self.model, self.lanes = described[0], lanes
+        self.model = described[0]
+
+    def close_lanes(self) -> None:
+        """Stop the worker processes (blocking: waits for a running separation)."""
+        for lane in self.lanes:
+            lane.close()
+        self.lanes = []
 
     async def start(self) -> None:
         await asyncio.to_thread(self.open_lanes)
@@ -284,8 +287,7 @@ class JobStore:
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        await asyncio.to_thread(lambda: [lane.close() for lane in self.lanes])
-        self.lanes = []
+        await asyncio.to_thread(self.close_lanes)
 
     # -- jobs ------------------------------------------------------------------------------
 
