@@ -26,46 +26,44 @@ from pathlib import Path
 import numpy as np
 
 from vocalsep import api
-from vocalsep.audio.io import load_audio
+from vocalsep.audio.tracks import TrackError, find_folder_tracks, load_track, track_sample_rate
 
 SPLIT_HZ = 8000.0
 PRESENT_DB = -60.0  # a band "has content" above this, relative to the input's total energy
 
 
+class Spectrum:
+    """The power spectrum of `(channels, n)` audio (one FFT), summed over bands on request."""
+
+    def __init__(self, audio: np.ndarray, rate: int) -> None:
+        self.power = (np.abs(np.fft.rfft(audio, axis=-1)) ** 2).sum(axis=0)
+        self.freqs = np.fft.rfftfreq(audio.shape[-1], 1.0 / rate)
+        self.nyquist = rate / 2
+
+    def energy(self, low: float, high: float | None = None) -> float:
+        """Energy between `low` and `high` Hz (default: up to and including Nyquist)."""
+        top = self.freqs < high if high is not None else True
+        return float(self.power[(self.freqs >= low) & top].sum())
+
+
 def band_energy(audio: np.ndarray, rate: int, low: float, high: float) -> float:
     """Energy of `(channels, n)` audio between `low` and `high` Hz (both channels summed)."""
-    spectrum = np.abs(np.fft.rfft(audio, axis=-1)) ** 2
-    freqs = np.fft.rfftfreq(audio.shape[-1], 1.0 / rate)
-    return float(spectrum[..., (freqs >= low) & (freqs < high)].sum())
+    return Spectrum(audio, rate).energy(low, high)
 
 
 def db(ratio: float) -> float:
     return 10 * math.log10(ratio) if ratio > 0 else -math.inf
 
 
-def stem_file(folder: Path, name: str) -> Path | None:
-    found = sorted(folder.glob(f"{name}.*"))
-    return found[0] if found else None
-
-
 def probe(separator, vocals: np.ndarray, accompaniment: np.ndarray, rate: int) -> dict:
-    nyquist = rate / 2 + 1
-    out = separator.separate(accompaniment, rate)["vocals"]
-    result = {
-        "bleed_below_8k_db": db(
-            band_energy(out, rate, 0, SPLIT_HZ) / band_energy(accompaniment, rate, 0, SPLIT_HZ)
-        )
-    }
-    high_in = band_energy(accompaniment, rate, SPLIT_HZ, nyquist)
-    total_in = band_energy(accompaniment, rate, 0, nyquist)
+    source = Spectrum(accompaniment, rate)
+    bleed = Spectrum(separator.separate(accompaniment, rate)["vocals"], rate)
+    result = {"bleed_below_8k_db": db(bleed.energy(0, SPLIT_HZ) / source.energy(0, SPLIT_HZ))}
+    high_in, total_in = source.energy(SPLIT_HZ), source.energy(0)
     has_high = rate / 2 > SPLIT_HZ and total_in > 0 and db(high_in / total_in) > PRESENT_DB
-    result["bleed_above_8k_db"] = (
-        db(band_energy(out, rate, SPLIT_HZ, nyquist) / high_in) if has_high else None
-    )
-    residue = separator.separate(vocals, rate)["accompaniment"]
-    result["karaoke_residue_db"] = db(
-        band_energy(residue, rate, 0, nyquist) / band_energy(vocals, rate, 0, nyquist)
-    )
+    result["bleed_above_8k_db"] = db(bleed.energy(SPLIT_HZ) / high_in) if has_high else None
+    residue = Spectrum(separator.separate(vocals, rate)["accompaniment"], rate)
+    result["karaoke_residue_db"] = db(residue.energy(0) / Spectrum(vocals, rate).energy(0))
     return result
 
 
@@ -83,34 +81,22 @@ def main() -> None:
     parser.add_argument("--dev", default="../shared/data/audio/dev", help="dev tracks' folder")
     parser.add_argument("--json", default=None, help="also write the numbers here")
     args = parser.parse_args()
-    dev = Path(args.dev)
-    tracks = (
-        sorted(
-            folder
-            for folder in dev.iterdir()
-            if folder.is_dir()
-            and stem_file(folder, "vocals")
-            and stem_file(folder, "accompaniment")
-        )
-        if dev.is_dir()
-        else []
-    )
-    if not tracks:
-        sys.exit(f"no dev tracks with vocals and accompaniment stems under {dev}")
+    try:
+        tracks = find_folder_tracks(args.dev)
+    except TrackError as error:
+        sys.exit(str(error))
     columns = ("bleed_below_8k_db", "bleed_above_8k_db", "karaoke_residue_db")
     results: dict[str, dict[str, dict]] = {}
     print(f"{'model':<24} {'track':<30} {'bleed <8k':>10} {'bleed >8k':>10} {'residue':>9}")
     for model in (name.strip() for name in args.models.split(",") if name.strip()):
         separator = api.Separator.from_pretrained(None if model == "default" else model)
         results[model] = {}
-        for folder in tracks:
-            vocals, rate = load_audio(stem_file(folder, "vocals"))
-            accompaniment, accompaniment_rate = load_audio(stem_file(folder, "accompaniment"))
-            if accompaniment_rate != rate or accompaniment.shape != vocals.shape:
-                sys.exit(f"{folder}: the stems differ in rate or shape")
-            row = probe(separator, vocals, accompaniment, rate)
-            results[model][folder.name] = row
-            print(f"{model:<24} {folder.name:<30} {cells(row, columns)}")
+        for track in tracks:
+            rate = track_sample_rate(track)
+            audio = load_track(track, rate)  # one rate, channel count and length
+            row = probe(separator, audio["vocals"], audio["accompaniment"], rate)
+            results[model][track.name] = row
+            print(f"{model:<24} {track.name:<30} {cells(row, columns)}")
         medians = {
             column: statistics.median(values)
             if (values := [r[column] for r in results[model].values() if r[column] is not None])
