@@ -10,21 +10,14 @@ import time
 from pathlib import Path
 
 import httpx
-import numpy as np
-import soundfile as sf
+from support import synth, write_wav
 
 RATE = 44100
 
 
 def song(path: Path, seconds: float, seed: int = 0) -> Path:
-    """A stereo 'song': a vibrato voice over two chords and a little noise, 16-bit WAV."""
-    rng = np.random.default_rng(seed)
-    t = np.arange(round(seconds * RATE)) / RATE
-    voice = 0.25 * np.sin(2 * np.pi * (330 * t + 3 * np.sin(2 * np.pi * 5 * t)))
-    chords = sum(0.08 * np.sin(2 * np.pi * f * t) for f in (110.0, 164.8, 220.0))
-    noise = 0.01 * rng.standard_normal(t.size)
-    sf.write(path, np.stack([voice + chords + noise, 0.6 * voice + chords], 1), RATE, "PCM_16")
-    return path
+    """`support.synth`'s stereo 'song' (vibrato voice, chirp, noise) as a 16-bit WAV."""
+    return write_wav(path, synth(RATE, round(seconds * RATE), 2, seed), RATE, "PCM_16")
 
 
 class Server:
