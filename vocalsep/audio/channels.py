@@ -10,13 +10,10 @@ from typing import Any
 
 import numpy as np
 
+from ..core.arrays import is_torch
 from .modelconfig import SpectrogramModelConfig
 
 Array = Any  # a numpy array or a torch tensor; functions return the kind they are given
-
-
-def _is_torch(array: Array) -> bool:
-    return type(array).__module__.startswith("torch")
 
 
 def fold_channels(fn: Callable[[Array], Array], inputs: Array, audio_channels: int) -> Array:
@@ -29,7 +26,7 @@ def fold_channels(fn: Callable[[Array], Array], inputs: Array, audio_channels: i
         return fn(inputs)
     single = inputs.reshape(batch * channels, 1, *rest)
     shape = (batch * channels, audio_channels, *rest)
-    if _is_torch(inputs):
+    if is_torch(inputs):
         single = single.expand(shape)
     else:  # a copy, not a read-only view: backends want contiguous input
         single = np.ascontiguousarray(np.broadcast_to(single, shape))
@@ -43,7 +40,7 @@ def spectrogram_masks(
     """Run a spectrogram model `fn` (the model, or tiling around it) on `spectrum` `(batch,
     channels, bins, frames)`, complex or magnitudes, of any channel count (`fold_channels`);
     returns masks `(batch, targets, channels, bins, frames)`."""
-    if _is_torch(spectrum):
+    if is_torch(spectrum):
         magnitude = (spectrum.abs() if spectrum.is_complex() else spectrum).float()
     else:
         magnitude = np.abs(spectrum).astype(np.float32, copy=False)

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from ..core.arrays import is_torch
 from .errors import InvalidAudioError
 
 MAX_CHANNELS = 64  # 7.1.4 is 12, third-order ambisonics 16: 64 leaves room and stays cheap
@@ -42,11 +43,6 @@ class Layout:
         import torch  # the caller gave a torch tensor, so torch is there
 
         return torch.from_numpy(audio).to(self.device)
-
-
-def is_torch(array: Any) -> bool:
-    """Whether `array` is a torch tensor (told without importing torch)."""
-    return type(array).__module__.startswith("torch")
 
 
 def like(array: np.ndarray, reference: Any) -> Any:

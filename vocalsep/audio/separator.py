@@ -34,12 +34,13 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from ..core.arrays import is_torch
 from ..core.errors import ConfigError
 from ..core.tiling import StreamingOverlapAdd, TilePlan
 from .backends import SPECTROGRAM, WAVEFORM, SeparationNetwork, from_torch, load_network
 from .errors import InvalidAudioError
 from .io import check_audio, resample
-from .layout import channels_first, is_torch, like
+from .layout import channels_first, like
 from .masking import SpectrogramEstimator
 from .stft import STFT
 from .waveform import WaveformEstimator

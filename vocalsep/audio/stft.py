@@ -15,7 +15,6 @@ any hop up to n_fft / 2.
 from __future__ import annotations
 
 import math
-import sys
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -25,6 +24,7 @@ from typing import TYPE_CHECKING, TypeVar
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
+from ..core.arrays import is_torch
 from ..core.config import Config
 from ..core.cpu import cores
 from ..core.errors import ConfigError
@@ -87,12 +87,6 @@ def fast_fft_length(n: int) -> int:
         if rest == 1:
             return length
         length += 2
-
-
-def _is_tensor(value: object) -> bool:
-    """Whether `value` is a torch tensor, without importing torch (no torch, no tensors)."""
-    torch = sys.modules.get("torch")
-    return torch is not None and isinstance(value, torch.Tensor)
 
 
 def _overlap_add(total: np.ndarray, frames: np.ndarray, first: int, hop: int) -> None:
@@ -166,7 +160,7 @@ class STFT:
     def forward(self, waveform: Signal) -> Signal:
         """`(..., samples)` real -> `(..., self.n_bins, frames)` complex, of the same kind
         (numpy or torch); float32 gives complex64, float64 complex128."""
-        if _is_tensor(waveform):
+        if is_torch(waveform):
             return self._forward_torch(waveform)
         return self._forward_numpy(np.asarray(waveform))
 
@@ -178,7 +172,7 @@ class STFT:
         A `length` past the frames' span is padded with zeros. Where the summed squared window
         is below 1e-11 (the zero or near-zero tail of the last frame's window) the numpy path
         gives zeros and torch.istft refuses the length."""
-        if _is_tensor(spectrum):
+        if is_torch(spectrum):
             return self._inverse_torch(spectrum, length)
         return self._inverse_numpy(np.asarray(spectrum), length)
 

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, TypeVar
 
 import numpy as np
 
+from .arrays import is_torch
 from .errors import ConfigError
 
 if TYPE_CHECKING:
@@ -344,4 +345,4 @@ def _torch_ops() -> _TorchOps:
 
 def _ops(array: object) -> _NumpyOps | _TorchOps:
     """The operations for `array`'s kind: torch's for a torch tensor, numpy's otherwise."""
-    return _torch_ops() if type(array).__module__.startswith("torch") else _NUMPY_OPS
+    return _torch_ops() if is_torch(array) else _NUMPY_OPS
