@@ -315,6 +315,8 @@ def test_serve_refuses_bad_options_in_one_line(tmp_path):
         (["--workers", "0"], "--workers must be at least 1"),
         (["--model", str(tmp_path / "missing.ckpt")], "nor an existing file"),
         (["--port", "-1"], "--port must be at least 0"),
+        (["--port", "70000"], "--port must be at most 65535"),
+        (["--data-dir", "/proc/no-such-folder"], "cannot keep the jobs' files in"),
     ):
         result = subprocess.run(
             [sys.executable, "-m", "vocalsep", "serve", "--data-dir", str(tmp_path), *options],

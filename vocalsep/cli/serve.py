@@ -71,6 +71,9 @@ def _serve(args: argparse.Namespace) -> int:
         if value < low:
             print_error(f"{name} must be at least {low}, got {value}")
             return 2
+    if args.port > 65535:
+        print_error(f"--port must be at most 65535, got {args.port}")
+        return 2
     if args.max_upload_mb <= 0 or args.keep_hours <= 0 or args.max_storage_mb <= 0:
         print_error("--max-upload-mb, --keep-hours and --max-storage-mb must be positive")
         return 2

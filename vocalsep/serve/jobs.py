@@ -228,7 +228,11 @@ class JobStore:
         from ..core.cpu import cores
 
         self.root = Path(data_dir) / "jobs"
-        self.root.mkdir(parents=True, exist_ok=True)
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            reason = error.strerror or type(error).__name__
+            raise VocalsepError(f"cannot keep the jobs' files in {data_dir}: {reason}") from None
         self.workers = max(1, workers)
         threads = threads or max(1, cores() // self.workers)
         self._lane_args = (model, backend, threads)
