@@ -94,13 +94,14 @@ def matched_normalisation(
     return offset, scale
 
 
-def training_clips(pairs: int, seconds: float, seed: int) -> list[tuple[np.ndarray, int]]:
-    """`pairs` mono sums of a vocal and an accompaniment excerpt from the training pools, at
-    the vocal's rate (the accompaniment is resampled to it)."""
-    vocals = audio_files(DATA / "vocals")
-    accompaniment = audio_files(DATA / "accompaniment")
-    if not vocals or not accompaniment:
-        raise VocalsepError(f"no training audio under {DATA}")
+def training_clips(
+    data: Path, pairs: int, seconds: float, seed: int
+) -> list[tuple[np.ndarray, int]]:
+    """`pairs` mono sums of a vocal and an accompaniment excerpt from the training pools under
+    `data` (its `vocals/` and `accompaniment/`), at the vocal's rate (the accompaniment is
+    resampled to it)."""
+    vocals = audio_files(data / "vocals")
+    accompaniment = audio_files(data / "accompaniment")
     rng = np.random.default_rng(seed)
     clips = []
     for _ in range(pairs):
@@ -123,6 +124,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("out")
     parser.add_argument("--factor", type=int, default=2, help="rate and FFT multiplier")
     parser.add_argument("--mask-extension", default="zeros", help="the mask above the new band")
+    parser.add_argument("--data", type=Path, default=DATA, help="holds vocals/, accompaniment/")
     parser.add_argument("--pairs", type=int, default=24)
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--seed", type=int, default=0)
@@ -142,7 +144,7 @@ def main(argv: list[str] | None = None) -> int:
             max_bin=old.band_bins * args.factor,
             mask_extension=args.mask_extension,
         )
-        clips = training_clips(args.pairs, args.seconds, args.seed)
+        clips = training_clips(args.data, args.pairs, args.seconds, args.seed)
         state = trained.state_dict()
         offset, scale = matched_normalisation(
             state["input_offset"].numpy()[:, 0].astype(np.float64),
