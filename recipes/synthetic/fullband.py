@@ -94,6 +94,32 @@ def matched_normalisation(
     return offset, scale
 
 
+def split_network(
+    state: dict[str, torch.Tensor], audio_channels: int, targets: int, split: int, depth: int
+) -> dict[str, torch.Tensor]:
+    """The weights of a U-Net (keys `network.encoder.0.0.weight`, ...) that reads `split`
+    sub-bands stacked as channels (channel c * split + s) where it read one band: its first
+    layer reads the lowest sub-band as it read the band and starts blind to the others (zero
+    weights), and its output layer writes every sub-band's masks as it wrote the band's (so the
+    network computes, on the lowest sub-band, exactly what it computed on the old band)."""
+    state = dict(state)
+    first = state["network.encoder.0.0.weight"]  # (out, in, ...)
+    if first.shape[1] != audio_channels:
+        raise ConfigError(f"the first layer reads {first.shape[1]} channels, not {audio_channels}")
+    wider = first.new_zeros(first.shape[0], audio_channels * split, *first.shape[2:])
+    wider[:, ::split] = first
+    state["network.encoder.0.0.weight"] = wider
+    last = f"network.decoder.{depth - 1}"
+    outputs = targets * audio_channels
+    weight = state[f"{last}.weight"]  # transposed conv: (in, out, ...)
+    if weight.shape[1] != outputs:
+        raise ConfigError(f"the output layer writes {weight.shape[1]} channels, not {outputs}")
+    state[f"{last}.weight"] = weight.repeat_interleave(split, dim=1)
+    if f"{last}.bias" in state:
+        state[f"{last}.bias"] = state[f"{last}.bias"].repeat_interleave(split)
+    return state
+
+
 def training_clips(
     data: Path, pairs: int, seconds: float, seed: int
 ) -> list[tuple[np.ndarray, int]]:
@@ -124,6 +150,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("out")
     parser.add_argument("--factor", type=int, default=2, help="rate and FFT multiplier")
     parser.add_argument("--mask-extension", default="zeros", help="the mask above the new band")
+    parser.add_argument(
+        "--band-split",
+        action="store_true",
+        help="stack the old band and the new one above it as channels (the network keeps its "
+        "height and reads twice the channels) instead of running it on a taller input",
+    )
     parser.add_argument("--data", type=Path, default=DATA, help="holds vocals/, accompaniment/")
     parser.add_argument("--pairs", type=int, default=24)
     parser.add_argument("--seconds", type=float, default=20.0)
@@ -143,6 +175,7 @@ def main(argv: list[str] | None = None) -> int:
             stft=stft,
             max_bin=old.band_bins * args.factor,
             mask_extension=args.mask_extension,
+            band_split=args.factor if args.band_split else 1,
         )
         clips = training_clips(args.data, args.pairs, args.seconds, args.seed)
         state = trained.state_dict()
@@ -157,17 +190,33 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     state["input_offset"] = torch.from_numpy(offset[:, None].astype(np.float32))
     state["input_scale"] = torch.from_numpy(scale[:, None].astype(np.float32))
-    model = SpectrogramMaskModel(new, trained.architecture, trained.network_config)
+    network = trained.network_config
+    if new.band_split > 1:
+        if trained.architecture != "unet" or old.band_split != 1:
+            print("fullband.py: error: --band-split needs a one-band U-Net", file=sys.stderr)
+            return 1
+        state = split_network(
+            state, old.audio_channels, len(old.targets), new.band_split, len(network.channels)
+        )
+        inputs, outputs = new.network_channels
+        network = replace(network, in_channels=inputs, out_channels=outputs)
+    model = SpectrogramMaskModel(new, trained.architecture, network)
     model.load_state_dict(state)
     metadata = {
         **checkpoint.metadata,
         "fullband_from": str(args.checkpoint),
-        "fullband": {"factor": args.factor, "pairs": args.pairs, "seed": args.seed},
+        "fullband": {
+            "factor": args.factor,
+            "band_split": new.band_split,
+            "pairs": args.pairs,
+            "seed": args.seed,
+        },
     }
     path = save_checkpoint(model.to_checkpoint(metadata), args.out)
     print(
         f"wrote {path}: {new.sample_rate} Hz, STFT {stft.n_fft}/{stft.hop_length}, "
         f"{new.band_bins} bins (0-{new.band_bins * new.sample_rate / stft.n_fft / 1000:.1f} kHz)"
+        + (f" in {new.band_split} sub-bands as channels" if new.band_split > 1 else "")
     )
     return 0
 

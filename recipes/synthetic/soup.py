@@ -126,9 +126,8 @@ def main(argv: list[str] | None = None) -> int:
         task.loss = lambda model, batch: torch.zeros(())  # only the SDRs are needed
 
         def report(name: str, metrics: dict[str, float], started: float) -> None:
-            shown = ", ".join(
-                f"{key} {metrics[key]:.3f}" for key in ("sdr_vocals", "sdr_vocals_mean")
-            )
+            keys = ("sdr_vocals", "sdr_vocals_mean", "sdr_accompaniment", "sdr_accompaniment_mean")
+            shown = ", ".join(f"{key} {metrics[key]:.3f}" for key in keys if key in metrics)
             print(f"{name}: {shown} ({time.perf_counter() - started:.0f} s)", flush=True)
 
         scores = {}

@@ -43,6 +43,10 @@ class SpectrogramModelConfig(Config):
     mask_extension: the mask above max_bin: "top" (per frame, the mean of the top eighth of the
                     band, so high-frequency content follows what is just below it), "zeros" or
                     "ones".
+    band_split:     the network's band is cut into this many equal sub-bands, stacked as
+                    channels (sub-band s of audio channel c is network channel c * band_split +
+                    s, and so for the masks): the network runs on band_bins / band_split bins,
+                    so a band twice as tall costs little more than the lower half alone.
     """
 
     # Written by earlier versions, gone since (the stereo-cue experiment, not shipped:
@@ -59,6 +63,7 @@ class SpectrogramModelConfig(Config):
     tile_overlap: int = 32
     tile_context: int = 0
     mask_extension: str = "top"
+    band_split: int = 1
 
     def __post_init__(self) -> None:
         _check_stems(self)
@@ -74,6 +79,11 @@ class SpectrogramModelConfig(Config):
             )
         if not 0 <= self.tile_overlap < self.tile_frames or self.tile_context < 0:
             raise ConfigError("need 0 <= tile_overlap < tile_frames and tile_context >= 0")
+        if self.band_split < 1 or self.band_bins % self.band_split:
+            raise ConfigError(
+                f"band_split must be >= 1 and divide the network's {self.band_bins} bins, "
+                f"got {self.band_split}"
+            )
 
     @property
     def band_bins(self) -> int:
@@ -82,9 +92,10 @@ class SpectrogramModelConfig(Config):
 
     @property
     def network_channels(self) -> tuple[int, int]:
-        """(in, out) channels of the network: the audio channels; a mask per target and
-        channel."""
-        return self.audio_channels, len(self.targets) * self.audio_channels
+        """(in, out) channels of the network: the audio channels times the sub-bands; a mask
+        per target, channel and sub-band."""
+        inputs = self.audio_channels * self.band_split
+        return inputs, len(self.targets) * inputs
 
 
 @dataclass(frozen=True)
