@@ -99,3 +99,26 @@ def test_the_script_says_what_is_wrong_in_one_line(tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("fullband.py: error:")
     assert not (tmp_path / "out.ckpt").exists()
+
+
+def test_band_split_starts_with_the_old_network_on_the_low_half(tmp_path):
+    narrow = make_model(
+        sample_rate=8000, n_fft=256, hop_length=64, max_bin=64, audio_channels=2, seed=5
+    )
+    narrow.save(tmp_path / "narrow.ckpt")
+    for index in range(2):
+        vocals, accompaniment = synth_stems(16000, 16000 * 2, seed=index)
+        write_wav(tmp_path / "data" / "vocals" / f"v{index}.wav", vocals, 16000)
+        write_wav(tmp_path / "data" / "accompaniment" / f"a{index}.wav", accompaniment, 16000)
+    out = tmp_path / "split.ckpt"
+    argv = [str(tmp_path / "narrow.ckpt"), str(out), "--band-split", "--pairs", "2"]
+    assert main([*argv, "--data", str(tmp_path / "data")]) == 0
+    split = SpectrogramMaskModel.from_checkpoint(load_checkpoint(out), out)
+    assert split.config.band_split == 2 and split.config.max_bin == 128
+    assert split.network_config.in_channels == 4 and split.network_config.out_channels == 4
+    low, high = torch.randn(1, 2, 64, 24), torch.randn(1, 2, 64, 24)
+    stacked = torch.stack([low, high], dim=2).reshape(1, 4, 64, 24)  # channel c * 2 + s
+    with torch.no_grad():
+        expected, got = narrow.network(low), split.network(stacked)
+    torch.testing.assert_close(got[:, 0::2], expected)  # the low half: the old network
+    torch.testing.assert_close(got[:, 1::2], expected)  # the high half starts as its copy
