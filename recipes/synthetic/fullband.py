@@ -8,16 +8,22 @@ vocalsep-small works at 16 kHz with a 1024-point STFT and hop 256: bins of 15.6 
 exactly that grid (bin k is the same frequency, frame t the same time), and 1024 bins reach
 16 kHz. A U-Net is convolutional over frequency, so the trained network runs unchanged on the
 taller input: only its per-bin input normalisation (`input_offset`, `input_scale`) has one
-entry per bin and must grow, and it must also absorb the change of magnitude scale (the STFT is
-not normalised: twice the FFT length at twice the rate gives about twice the magnitudes).
+entry per bin and must grow. The STFT is not normalised: twice the FFT length at twice the
+rate gives twice the magnitudes, so the new model multiplies its magnitudes by 1 / factor
+(`magnitude_gain`) and the old bins keep their normalisation: their input is the old one, to
+the resampler's and the window's precision.
 
-This script sets the new normalisation so that the network's input has, bin by bin, the
-statistics (mean and standard deviation over frames) that the trained model's input had on the
-same audio: the same bin below the old band's top, and the mean statistics of the old band's
-top eighth above it (the new band starts out looking like the highest band the network knows).
-The statistics come from `--pairs` sums of a vocal and an accompaniment recording from the
-training pools (the dev set is never read). Everything else (weights, targets, channels,
-compression, tiling) is copied; the training state is dropped.
+The new bins get a normalisation such that the network's input there has, bin by bin, the
+statistics (mean and standard deviation over frames) of the old band's top eighth on the same
+audio (the new band starts out looking like the highest band the network knows). The
+statistics come from `--pairs` sums of a vocal and an accompaniment recording from the training
+pools (the dev set is never read). Everything else (weights, targets, channels, compression,
+tiling) is copied; the training state is dropped.
+
+`--band-split` keeps the network's height instead: the old band and the new one above it are
+stacked as channels (`band_split`), the first layer reads the low half with the old weights and
+starts blind to the high half, and the output layer writes both halves' masks with the old
+weights; the low half's masks are then the old model's.
 """
 
 from __future__ import annotations
@@ -49,7 +55,7 @@ def features(audio: np.ndarray, rate: int, config: SpectrogramModelConfig, bins:
         raise ConfigError(f"only log1p compression is supported, got {config.compression!r}")
     signal = resample(audio, rate, config.sample_rate)
     magnitude = np.abs(STFT(config.stft)(signal))[:bins]
-    return np.log1p(magnitude)
+    return np.log1p(magnitude * config.magnitude_gain)
 
 
 def statistics(
@@ -176,15 +182,21 @@ def main(argv: list[str] | None = None) -> int:
             max_bin=old.band_bins * args.factor,
             mask_extension=args.mask_extension,
             band_split=args.factor if args.band_split else 1,
+            magnitude_gain=old.magnitude_gain / args.factor,
         )
         clips = training_clips(args.data, args.pairs, args.seconds, args.seed)
         state = trained.state_dict()
+        old_offset = state["input_offset"].numpy()[:, 0].astype(np.float64)
+        old_scale = state["input_scale"].numpy()[:, 0].astype(np.float64)
         offset, scale = matched_normalisation(
-            state["input_offset"].numpy()[:, 0].astype(np.float64),
-            state["input_scale"].numpy()[:, 0].astype(np.float64),
+            old_offset,
+            old_scale,
             statistics(clips, old, old.band_bins),
             statistics(clips, new, new.band_bins),
         )
+        # The old bins keep their normalisation: with the magnitude gain their input is the
+        # same (to the resampler's and the window's precision); only the new bins are matched.
+        offset[: old.band_bins], scale[: old.band_bins] = old_offset, old_scale
     except (VocalsepError, OSError) as error:
         print(f"fullband.py: error: {error}", file=sys.stderr)
         return 1

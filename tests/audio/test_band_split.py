@@ -62,3 +62,14 @@ def test_a_band_split_model_separates_in_chunks_as_in_one_pass_and_reloads(tmp_p
     x = torch.rand(1, 2, 96, 40)
     with torch.no_grad():
         torch.testing.assert_close(again(x), model(x))
+
+
+def test_magnitude_gain_scales_what_the_network_sees():
+    gained = make_model(max_bin=64, magnitude_gain=0.5, seed=2).eval()
+    plain = make_model(max_bin=64, seed=2).eval()  # the same weights
+    magnitude = torch.rand(2, 1, 64, 12) * 6
+    with torch.no_grad():
+        torch.testing.assert_close(gained(magnitude), plain(magnitude * 0.5))
+        assert not torch.allclose(gained(magnitude), plain(magnitude))
+    with pytest.raises(ConfigError, match="magnitude_gain"):
+        SpectrogramModelConfig(stft=STFTConfig(n_fft=256, hop_length=64), magnitude_gain=0.0)

@@ -92,6 +92,8 @@ class SpectrogramMaskModel(SeparationModel):
         self.network = build_network(architecture, network)
 
     def compress(self, magnitude: torch.Tensor) -> torch.Tensor:
+        if self.config.magnitude_gain != 1.0:
+            magnitude = magnitude * self.config.magnitude_gain
         if self.config.compression == "log1p":
             return torch.log1p(magnitude)
         if self.config.compression == "sqrt":
