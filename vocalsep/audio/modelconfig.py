@@ -43,13 +43,6 @@ class SpectrogramModelConfig(Config):
     mask_extension: the mask above max_bin: "top" (per frame, the mean of the top eighth of the
                     band, so high-frequency content follows what is just below it), "zeros" or
                     "ones".
-    magnitude_gain: magnitudes are multiplied by this before compression (a model moved onto an
-                    STFT k times longer at a rate k times higher, whose magnitudes are k times
-                    larger, keeps its input with 1 / k).
-    band_split:     the network's band is cut into this many equal sub-bands, stacked as
-                    channels (sub-band s of audio channel c is network channel c * band_split +
-                    s, and so for the masks): the network runs on band_bins / band_split bins,
-                    so a band twice as tall costs little more than the lower half alone.
     """
 
     # Written by earlier versions, gone since (the stereo-cue experiment, not shipped:
@@ -66,8 +59,6 @@ class SpectrogramModelConfig(Config):
     tile_overlap: int = 32
     tile_context: int = 0
     mask_extension: str = "top"
-    band_split: int = 1
-    magnitude_gain: float = 1.0
 
     def __post_init__(self) -> None:
         _check_stems(self)
@@ -83,13 +74,6 @@ class SpectrogramModelConfig(Config):
             )
         if not 0 <= self.tile_overlap < self.tile_frames or self.tile_context < 0:
             raise ConfigError("need 0 <= tile_overlap < tile_frames and tile_context >= 0")
-        if not self.magnitude_gain > 0:
-            raise ConfigError(f"magnitude_gain must be > 0, got {self.magnitude_gain}")
-        if self.band_split < 1 or self.band_bins % self.band_split:
-            raise ConfigError(
-                f"band_split must be >= 1 and divide the network's {self.band_bins} bins, "
-                f"got {self.band_split}"
-            )
 
     @property
     def band_bins(self) -> int:
@@ -98,10 +82,9 @@ class SpectrogramModelConfig(Config):
 
     @property
     def network_channels(self) -> tuple[int, int]:
-        """(in, out) channels of the network: the audio channels times the sub-bands; a mask
-        per target, channel and sub-band."""
-        inputs = self.audio_channels * self.band_split
-        return inputs, len(self.targets) * inputs
+        """(in, out) channels of the network: the audio channels; a mask per target and
+        channel."""
+        return self.audio_channels, len(self.targets) * self.audio_channels
 
 
 @dataclass(frozen=True)

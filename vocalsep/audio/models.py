@@ -49,10 +49,7 @@ class SeparationModel(CheckpointedModel):
         super().__init__()
         inputs, outputs = config.network_channels
         if getattr(network, "in_channels", None) != inputs:
-            raise ConfigError(
-                f"network in_channels must be {inputs} for this {self.model_type} model (its "
-                "audio channels, times the sub-bands of a band-split spectrogram model)"
-            )
+            raise ConfigError(f"network in_channels must equal audio_channels ({inputs})")
         if getattr(network, "out_channels", None) != outputs:
             raise ConfigError(
                 f"network out_channels must be {outputs} for {len(config.targets)} target(s) "
@@ -92,8 +89,6 @@ class SpectrogramMaskModel(SeparationModel):
         self.network = build_network(architecture, network)
 
     def compress(self, magnitude: torch.Tensor) -> torch.Tensor:
-        if self.config.magnitude_gain != 1.0:
-            magnitude = magnitude * self.config.magnitude_gain
         if self.config.compression == "log1p":
             return torch.log1p(magnitude)
         if self.config.compression == "sqrt":
@@ -103,10 +98,7 @@ class SpectrogramMaskModel(SeparationModel):
     def forward(self, magnitude: torch.Tensor) -> torch.Tensor:
         batch, channels, bins, frames = magnitude.shape
         features = (self.compress(magnitude) - self.input_offset) * self.input_scale
-        # sub-bands as channels: (batch, channels * split, bins / split, frames), a reshape
-        split = self.config.band_split
-        features = features.reshape(batch, channels * split, bins // split, frames)
-        mask = self.to_mask(self.network(features))  # (batch, targets * channels * split, ...)
+        mask = self.to_mask(self.network(features))  # (batch, targets * channels, bins, frames)
         return mask.reshape(batch, len(self.config.targets), channels, bins, frames)
 
 
