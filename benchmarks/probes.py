@@ -38,17 +38,11 @@ class Spectrum:
     def __init__(self, audio: np.ndarray, rate: int) -> None:
         self.power = (np.abs(np.fft.rfft(audio, axis=-1)) ** 2).sum(axis=0)
         self.freqs = np.fft.rfftfreq(audio.shape[-1], 1.0 / rate)
-        self.nyquist = rate / 2
 
     def energy(self, low: float, high: float | None = None) -> float:
         """Energy between `low` and `high` Hz (default: up to and including Nyquist)."""
         top = self.freqs < high if high is not None else True
         return float(self.power[(self.freqs >= low) & top].sum())
-
-
-def band_energy(audio: np.ndarray, rate: int, low: float, high: float) -> float:
-    """Energy of `(channels, n)` audio between `low` and `high` Hz (both channels summed)."""
-    return Spectrum(audio, rate).energy(low, high)
 
 
 def db(ratio: float) -> float:

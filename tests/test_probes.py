@@ -20,14 +20,15 @@ def probes():
     return module
 
 
-def test_band_energy_splits_a_two_tone_signal_at_8_khz(probes):
+def test_spectrum_energy_splits_a_two_tone_signal_at_8_khz(probes):
     rate = 44100
     t = np.arange(rate) / rate
     low, high = np.sin(2 * np.pi * 1000 * t), 0.1 * np.sin(2 * np.pi * 12000 * t)
     audio = np.stack([low + high, low + high])
-    below = probes.band_energy(audio, rate, 0, 8000)
-    above = probes.band_energy(audio, rate, 8000, rate / 2 + 1)
+    spectrum = probes.Spectrum(audio, rate)
+    below, above = spectrum.energy(0, 8000), spectrum.energy(8000)
     assert probes.db(above / below) == pytest.approx(-20.0, abs=0.01)
+    assert spectrum.energy(0) == pytest.approx(below + above)
     assert probes.db(0.0) == -math.inf
 
 
