@@ -103,8 +103,9 @@ class TileGlobalMask(torch.nn.Module):
     "rate,chunk_seconds,tolerance",
     [(16000, 0.9, 1e-6), (16000, 2.3, 1e-6), (44100, 1.7, 1e-5), (22050, 3.1, 1e-5)],
 )
+@pytest.mark.parametrize("overlap_seconds", [None, 0.25], ids=["butted", "cross-faded"])
 def test_chunks_give_the_one_pass_result_whatever_the_receptive_field(
-    rate, chunk_seconds, tolerance
+    rate, chunk_seconds, tolerance, overlap_seconds
 ):
     # Tiles of 40 frames with no context, and a "network" that looks at the whole tile: the
     # chunks' frame tiles must be the song's own tiles for the result not to change. At other
@@ -114,12 +115,55 @@ def test_chunks_give_the_one_pass_result_whatever_the_receptive_field(
     mixture = synth(rate, round(rate * 9.3), 2)
     whole = separator.separate(mixture, rate)
     separator.chunk_seconds = chunk_seconds
-    separator.overlap_seconds = 0.25
-    assert separator._chunk_plan(rate).num_tiles(mixture.shape[-1]) >= 3  # really chunked
+    separator.overlap_seconds = overlap_seconds
+    plan = separator._chunk_plan(rate)
+    assert plan.num_tiles(mixture.shape[-1]) >= 3  # really chunked
+    assert (plan.overlap > 0) == (overlap_seconds is not None)
     chunked = separator.separate(mixture, rate)
     assert np.abs(whole["vocals"]).max() > 0.1
     for stem in whole:
         assert np.abs(whole[stem] - chunked[stem]).max() < tolerance
+
+
+def test_chunks_cross_fade_only_where_the_rates_do_not_align():
+    """Chunks that join exactly are butted; at a rate too incommensurable with the model's to
+    start chunks on whole model samples, they overlap by 1 s (a quarter chunk at most)."""
+    separator = Separator(make_model(), chunk_seconds=15.0)
+    assert separator._chunk_plan(44100).overlap == 0
+    assert separator._chunk_plan(16000).overlap == 0
+    short = Separator(make_model(), chunk_seconds=1.5)
+    assert short._chunk_plan(44101).overlap == round(0.375 * 44101)
+    mixture = synth(44101, 44101 * 4, 2)
+    one_pass = Separator(make_model(), chunk_seconds=100.0).separate(mixture, 44101)
+    chunked = short.separate(mixture, 44101)
+    for stem in one_pass:
+        assert np.abs(chunked[stem] - one_pass[stem]).max() < 1e-3
+
+
+@pytest.mark.parametrize("rate", [16000, 44100])
+@pytest.mark.parametrize("wiener", [0, 1])
+def test_a_chunk_estimates_only_what_its_context_leaves(rate, wiener):
+    """`estimate(chunk, rate, start, context)` computes the samples between the contexts only
+    (the input STFT, masks and iSTFT over them, the network tiles that reach them; with the
+    Wiener filter the whole chunk): the same samples as estimating the whole chunk, for a
+    network that looks at its whole tile."""
+    separator = Separator(make_model(tile_frames=40, tile_overlap=8), wiener_iterations=wiener)
+    with_network(separator, TileGlobalMask(separator.config))
+    estimator = separator._estimator
+    runs = []
+    member = estimator.members[0]
+    estimator.members = [replace(member, run=lambda x: runs.append(len(x)) or member.run(x))]
+    chunk = synth(rate, rate * 10, 2)
+    context = separator._chunk_plan(rate).context
+    assert 0 < 2 * context < chunk.shape[-1] // 2
+    whole = estimator.estimate(chunk, rate, 12345 * rate // 16000, 0)
+    tiles = sum(runs)
+    runs.clear()
+    middle = estimator.estimate(chunk, rate, 12345 * rate // 16000, context)
+    assert middle.shape[-1] == chunk.shape[-1] - 2 * context
+    np.testing.assert_allclose(middle, whole[..., context:-context], rtol=0, atol=1e-6)
+    # the Wiener filter's covariances reach over the whole chunk: then every tile runs
+    assert sum(runs) < tiles if not wiener else sum(runs) == tiles
 
 
 @pytest.mark.parametrize("rate", [8000, 16000, 22050, 44100, 48000])

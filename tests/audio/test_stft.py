@@ -164,3 +164,20 @@ def test_fft_shorter_than_the_window_is_refused():
 def test_invalid_configs(n_fft, hop, window):
     with pytest.raises(ConfigError):
         STFTConfig(n_fft=n_fft, hop_length=hop, window=window)
+
+
+@pytest.mark.parametrize("mask_lead", [(2, 1), (3,), (4, 2, 1)])
+def test_inverse_of_a_masked_spectrum(mask_lead):
+    """`inverse(spectrum, length, mask)` multiplies block by block: the same as the product's
+    inverse, broadcast as numpy broadcasts, on both paths."""
+    stft = STFT(STFTConfig(n_fft=64, hop_length=16), 72)
+    rng = np.random.default_rng(1)
+    waveform = rng.standard_normal((2, 3, 5000)).astype(np.float32)
+    spectrum = stft(waveform)
+    mask = rng.uniform(size=(*mask_lead, *spectrum.shape[-2:])).astype(np.float32)
+    expected = stft.inverse(mask * spectrum, 5000)
+    restored = stft.inverse(spectrum, 5000, mask)
+    assert restored.shape == expected.shape and restored.dtype == np.float32
+    np.testing.assert_allclose(restored, expected, rtol=0, atol=1e-6)
+    torch_restored = stft.inverse(torch.from_numpy(spectrum), 5000, torch.from_numpy(mask))
+    np.testing.assert_allclose(torch_restored.numpy(), expected, rtol=0, atol=1e-5)

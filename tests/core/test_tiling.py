@@ -329,3 +329,52 @@ def test_numpy_tiling_never_imports_torch():
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=root
     )
     assert result.stdout.split() == ["False"]
+
+
+@pytest.mark.parametrize("needed", [(0, 1), (37, 38), (50, 170), (0, 400), (395, 400)])
+@pytest.mark.parametrize("origin", [0, 13])
+def test_needed_runs_only_the_tiles_that_reach_it(kind, needed, origin):
+    signal = randn(kind, 3, 400)
+    plan = TilePlan(tile=30, overlap=10, context=4)
+    calls = []
+
+    def fn(tile):
+        calls.append(1)
+        return tile_mean(tile)
+
+    whole = overlap_add(fn, signal, [plan], origins=[origin])
+    every = len(calls)
+    calls.clear()
+    part = overlap_add(fn, signal, [plan], origins=[origin], needed=[needed])
+    low, high = needed
+    assert part.shape == whole.shape
+    assert_close(part[:, low:high], whole[:, low:high], atol=1e-6)
+    # only the tiles whose kept 30 samples (step 20) meet the range: one or two per 20 samples
+    assert len(calls) <= (high - low) // plan.step + 2 < every or high - low > 300
+    ran = as_numpy(part) != 0
+    assert not ran[:, : max(0, low - plan.tile)].any()  # no tile reaches that far: zeros
+    assert not ran[:, high + plan.tile :].any()
+
+
+def test_needed_outside_the_input_is_refused():
+    with pytest.raises(ConfigError, match="outside the input"):
+        overlap_add(tile_mean, np.ones((1, 50)), [TilePlan(10, 2)], needed=[(60, 70)])
+
+
+def test_a_cropping_fn_gives_the_same_stream(kind):
+    signal = randn(kind, 2, 97)
+    plan = TilePlan(tile=20, overlap=4, context=6)
+
+    def full(tile, start):
+        return tile * 2 + start
+
+    def cropped(tile, start):
+        return full(tile, start)[..., plan.context : tile.shape[-1] - plan.context]
+
+    outputs = []
+    for fn, crops in [(full, False), (cropped, True)]:
+        tiler = StreamingOverlapAdd(fn, plan, positions=True, cropped=crops)
+        parts = [tiler.push(signal[..., i : i + 30]) for i in range(0, 97, 30)]
+        outputs.append(concat([p for p in [*parts, tiler.finish()] if p is not None]))
+    assert outputs[0].shape == signal.shape
+    assert_close(outputs[1], outputs[0], atol=1e-6)

@@ -45,6 +45,32 @@ def _interpolate(values: np.ndarray, positions: np.ndarray, axis: int) -> np.nda
     return np.take(values, low, axis) * (1 - weight) + np.take(values, high, axis) * weight
 
 
+def _model_times(
+    model: SpectrogramModelConfig,
+    sample_rate: int,
+    stft: STFT,
+    frames: int,
+    first_frame: int,
+    first_model_frame: int,
+) -> np.ndarray | None:
+    """Where `frames` frames of `stft` at `sample_rate`, from the song's frame `first_frame`,
+    sit among the model's frames from its frame `first_model_frame` (fractional indices); None
+    when they are the same frames."""
+    # Frame j of the target grid sits at the time of model frame j * time_ratio.
+    time_ratio = (stft.config.hop_length / sample_rate) / (
+        model.stft.hop_length / model.sample_rate
+    )
+    if sample_rate == model.sample_rate and time_ratio == 1 and first_frame == first_model_frame:
+        return None
+    return (np.arange(frames, dtype=np.float64) + first_frame) * time_ratio - first_model_frame
+
+
+def _span(positions: np.ndarray, size: int) -> tuple[int, int]:
+    """The indices `[start, stop)` of `size` values that `_interpolate` reads at `positions`."""
+    positions = np.clip(positions, 0, size - 1)
+    return int(np.floor(positions.min())), min(size, int(np.floor(positions.max())) + 2)
+
+
 @dataclass(frozen=True)
 class Member:
     """One spectrogram masking model (the only one, or one member of an ensemble)."""
@@ -87,7 +113,11 @@ class SpectrogramEstimator:
         ]
 
     def band_mask(
-        self, spectrum: np.ndarray, first_frame: int = 0, member: Member | None = None
+        self,
+        spectrum: np.ndarray,
+        first_frame: int = 0,
+        member: Member | None = None,
+        needed: tuple[int, int] | None = None,
     ) -> np.ndarray:
         """A spectrogram `(batch, channels, bins, frames)` at `member`'s STFT (default: the
         first member's), complex or magnitudes -> `member`'s band masks `(batch, targets,
@@ -97,7 +127,8 @@ class SpectrogramEstimator:
         `first_frame` is the index of the first frame given, so that every chunk of a song sees
         the same tiles. Channels are folded to what the network takes: as they are when the
         counts agree, otherwise each channel on its own, copied to every network channel, masks
-        averaged (`spectrogram_masks`).
+        averaged (`spectrogram_masks`). With `needed` (a range of the given frames) only the
+        tiles that reach into it run: the masks are the same there and zero elsewhere.
         """
         member = member or self.members[0]
         config = member.config
@@ -105,7 +136,12 @@ class SpectrogramEstimator:
         plan = TilePlan(config.tile_frames, config.tile_overlap, config.tile_context)
         return spectrogram_masks(
             lambda tile: overlap_add(
-                member.run, tile, [plan], origins=[first_frame], batch=self.tile_batch
+                member.run,
+                tile,
+                [plan],
+                origins=[first_frame],
+                batch=self.tile_batch,
+                needed=None if needed is None else [needed],
             ),
             config,
             band,
@@ -137,13 +173,11 @@ class SpectrogramEstimator:
         frame indices `first_frame` (of `stft`) and `first_model_frame` (of the model's STFT)."""
         model = (member or self.members[0]).config
         n_bins, band = stft.n_bins, band_mask.shape[-2]
-        # Frame j of the target grid sits at the time of model frame j * time_ratio.
-        time_ratio = (stft.config.hop_length / sample_rate) / (
-            model.stft.hop_length / model.sample_rate
-        )
-        if sample_rate != model.sample_rate or time_ratio != 1 or first_frame != first_model_frame:
-            times = (np.arange(frames, dtype=np.float64) + first_frame) * time_ratio
-            band_mask = _interpolate(band_mask, times - first_model_frame, axis=-1)
+        times = _model_times(model, sample_rate, stft, frames, first_frame, first_model_frame)
+        if times is None:  # the same frames: the first `frames` of them
+            band_mask = band_mask[..., :frames]
+        else:
+            band_mask = _interpolate(band_mask, times, axis=-1)
         bin_ratio = (sample_rate / stft.fft_length) / (model.sample_rate / model.stft.n_fft)
         positions = np.arange(n_bins, dtype=np.float64) * bin_ratio
         inside = int((positions <= band - 1 + 1e-9).sum())
@@ -173,7 +207,12 @@ class SpectrogramEstimator:
             if member.stft not in analyses:
                 analyses[member.stft] = analyse(member.stft)
             analysis, first_model_frame = analyses[member.stft]
-            band_mask = self.band_mask(analysis, first_model_frame, member)
+            times = _model_times(
+                member.config, sample_rate, stft, frames, first_frame, first_model_frame
+            )
+            # the model frames that the mask of these frames is interpolated from
+            needed = (0, frames) if times is None else _span(times, analysis.shape[-1])
+            band_mask = self.band_mask(analysis, first_model_frame, member, needed)
             part = self.full_mask(
                 band_mask, sample_rate, stft, frames, first_frame, first_model_frame, member
             )
@@ -215,17 +254,28 @@ class SpectrogramEstimator:
             config = replace(config, n_fft=config.n_fft + 1)
         return STFT(config, fast_fft_length(config.n_fft), threads=self.threads)
 
-    def estimate(self, chunk: np.ndarray, sample_rate: int, start: int = 0) -> np.ndarray:
+    def estimate(
+        self, chunk: np.ndarray, sample_rate: int, start: int = 0, context: int = 0
+    ) -> np.ndarray:
         """One chunk `(channels, samples)` at `sample_rate` that starts at sample `start` of
-        the song -> target estimates `(targets, channels, samples)`: STFT, masks, iSTFT.
+        the song -> target estimates `(targets, channels, samples - 2 context)` of the chunk
+        without its first and last `context` samples: STFT, masks, iSTFT.
 
         Both STFTs (of the input, and of the mixture resampled to the model's rate) are taken
-        on the song's frame grids: the chunk is padded on the left to the frame before it, so
-        frame k of any chunk is a frame of the whole song, and so are the network's tiles."""
+        on the song's frame grids: an excerpt is padded on the left to the frame before it, so
+        frame k of any chunk is a frame of the whole song, and so are the network's tiles. The
+        network sees the whole chunk but runs only the tiles that the estimated samples need;
+        the input's STFT, the masks and the iSTFT cover those samples and one FFT length and a
+        hop either side (every frame that reaches an estimated sample), or with the Wiener
+        filter the whole chunk."""
         length = chunk.shape[-1]
         same_rate = sample_rate == self.config.sample_rate
         stft = self.stft if same_rate else self._input_stft(sample_rate)
-        spectrum, first_frame, lead = _song_grid_stft(stft, chunk, start)
+        # The Wiener filter's covariances reach further: it keeps the whole chunk.
+        reach = stft.fft_length + stft.config.hop_length
+        margin = context if self.wiener_iterations else min(context, reach)
+        excerpt = chunk[..., context - margin : length - context + margin]
+        spectrum, first_frame, lead = _song_grid_stft(stft, excerpt, start + context - margin)
         if same_rate:
             resampled, model_start = chunk, start
         else:
@@ -234,35 +284,29 @@ class SpectrogramEstimator:
             resampled = resample(chunk, sample_rate, self.config.sample_rate)
 
         def analyse(member_stft: STFT) -> tuple[np.ndarray, int]:
-            if same_rate and member_stft is stft:
-                return spectrum[None], first_frame
             analysis, first_model_frame, _ = _song_grid_stft(member_stft, resampled, model_start)
             return analysis[None], first_model_frame
 
         mask = self.masks(analyse, sample_rate, stft, spectrum.shape[-1], first_frame)[0]
-        estimates = self.wiener(mask, spectrum, self.wiener_iterations, sample_rate, stft)
-        return stft.inverse(estimates, lead + length)[..., lead:]
+        keep = slice(lead + margin, lead + margin + length - 2 * context)
+        if not self.wiener_iterations:  # the masked mixture, multiplied inside the inverse
+            return stft.inverse(spectrum, lead + excerpt.shape[-1], mask)[..., keep]
+        estimates = self.wiener(mask, spectrum, sample_rate, stft)
+        return stft.inverse(estimates, lead + excerpt.shape[-1])[..., keep]
 
     def wiener(
-        self,
-        mask: np.ndarray,
-        spectrum: np.ndarray,
-        iterations: int,
-        sample_rate: int,
-        stft: STFT,
+        self, mask: np.ndarray, spectrum: np.ndarray, sample_rate: int, stft: STFT
     ) -> np.ndarray:
         """Masked estimates `(targets, channels, bins, frames)` of `spectrum` (on the grid of
-        `stft` at `sample_rate`), refined by `iterations` Wiener EM steps (none: the masked
-        mixture). The filter needs every source: the residual joins as one more."""
+        `stft` at `sample_rate`), refined by `wiener_iterations` Wiener EM steps. The filter
+        needs every source: the residual joins as one more."""
         estimates = mask * spectrum[None]
-        if not iterations:
-            return estimates
         residual = np.maximum(1 - mask.sum(0, keepdims=True), 0) * spectrum[None]
         if "accompaniment" in self.config.targets:
             residual = residual[:0]
         sources = np.concatenate([estimates, residual])
         window = max(1, round(WIENER_WINDOW_SECONDS * sample_rate / stft.config.hop_length))
-        return wiener(sources, spectrum, iterations, window)[: len(mask)]
+        return wiener(sources, spectrum, self.wiener_iterations, window)[: len(mask)]
 
 
 def _song_grid_stft(stft: STFT, signal: np.ndarray, start: int) -> tuple[np.ndarray, int, int]:

@@ -4,12 +4,14 @@ each chunk (`masking.SpectrogramEstimator`: waveform -> STFT -> network masks ->
 
 Long inputs are processed as a stream of time-domain chunks (`StreamingOverlapAdd`), so memory
 does not grow with the length of the song. Inside a chunk the network runs on magnitude tiles
-over frames (`overlap_add`). Chunks overlap and are cross-faded. The frames and the tiles of
-every chunk lie on the song's own grids (tiles start at multiples of the tile step of the
-song's frame index), and each chunk sees a whole tile, the STFT window and the resampler's
-filter on both sides, so every frame of a chunk's output comes from the same tiles as in one
-pass: the result does not depend on `chunk_seconds` (exactly at the model's rate; at other
-rates up to the resampler's precision). A waveform model is tiled over samples with its
+over frames (`overlap_add`). The frames and the tiles of every chunk lie on the song's own
+grids (tiles start at multiples of the tile step of the song's frame index), and each chunk
+sees a whole tile, the STFT window and the resampler's filter on both sides, so every frame of
+a chunk's output comes from the same tiles as in one pass: the result does not depend on
+`chunk_seconds` (exactly at the model's rate; at other rates up to the resampler's precision),
+so chunks are butted, not cross-faded (a cross-fade would compute the overlap twice for
+nothing). Only where the rates are too incommensurable to align chunks on whole model samples
+do they overlap by 1 s and cross-fade. A waveform model is tiled over samples with its
 receptive field as context and gives the same result chunked as in one pass too.
 
 The masks are applied at the *input's* sample rate: the mixture is resampled to the model's
@@ -57,8 +59,9 @@ class Estimator(Protocol):
     `resampler_passes` how often the audio goes through the resampler (its filter needs
     context); `unit` the grid, in model samples, that chunks must start on; `context()` the
     model samples a chunk must see on both sides for chunks to give the one-pass output;
-    `estimate(chunk, sample_rate, start)` the target estimates `(targets, channels, samples)`
-    of a chunk `(channels, samples)` that starts at sample `start` of the song."""
+    `estimate(chunk, sample_rate, start, context)` the target estimates `(targets, channels,
+    samples - 2 context)` of a chunk `(channels, samples)` that starts at sample `start` of the
+    song, without its first and last `context` samples (seen, not estimated)."""
 
     config: Any
     difference: bool
@@ -69,7 +72,9 @@ class Estimator(Protocol):
 
     def context(self) -> int: ...
 
-    def estimate(self, chunk: np.ndarray, sample_rate: int, start: int) -> np.ndarray: ...
+    def estimate(
+        self, chunk: np.ndarray, sample_rate: int, start: int, context: int
+    ) -> np.ndarray: ...
 
 
 # Network kind -> how to build its estimator: a new model kind registers one here.
@@ -128,9 +133,7 @@ class Separator:
         tile_batch: int = 8,
         threads: int | None = None,
     ) -> None:
-        if overlap_seconds is None:
-            overlap_seconds = min(1.0, chunk_seconds / 4)
-        if chunk_seconds <= 0 or not 0 <= overlap_seconds < chunk_seconds:
+        if chunk_seconds <= 0 or not 0 <= (overlap_seconds or 0) < chunk_seconds:
             raise ValueError("need chunk_seconds > 0 and 0 <= overlap_seconds < chunk_seconds")
         if wiener_iterations < 0:
             raise ValueError("wiener_iterations must be >= 0")
@@ -267,11 +270,14 @@ class Separator:
         unit = sample_rate // math.gcd(config.sample_rate, sample_rate) * self._estimator.unit
         chunk = max(1, round(self.chunk_seconds * sample_rate))
         model_context = self._estimator.context()
+        overlap_seconds = self.overlap_seconds
         if unit > chunk // 2:  # rates too incommensurable to align: close, but not exact
             unit = 1
+            if overlap_seconds is None:  # hide the seams under a cross-fade
+                overlap_seconds = min(1.0, self.chunk_seconds / 4)
         context = math.ceil(model_context * ratio) + margin
         chunk = _align(chunk, unit)
-        overlap = min(_align(round(self.overlap_seconds * sample_rate), unit), chunk - unit)
+        overlap = min(_align(round((overlap_seconds or 0) * sample_rate), unit), chunk - unit)
         return TilePlan(chunk, overlap, _align(context, unit))
 
     def separate_blocks(
@@ -291,10 +297,14 @@ class Separator:
         """
         if not isinstance(sample_rate, (int, np.integer)) or sample_rate <= 0:
             raise InvalidAudioError(f"{source}: sample rate must be a positive integer")
+        plan = self._chunk_plan(int(sample_rate))
         stream = StreamingOverlapAdd(
-            lambda chunk, start: self._estimator.estimate(chunk, int(sample_rate), start),
-            self._chunk_plan(int(sample_rate)),
+            lambda chunk, start: self._estimator.estimate(
+                chunk, int(sample_rate), start, plan.context
+            ),
+            plan,
             positions=True,
+            cropped=True,
         )
         pending: list[np.ndarray] = []  # mixture samples not yet matched by output
         done = 0

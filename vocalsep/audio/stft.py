@@ -166,15 +166,19 @@ class STFT:
 
     __call__ = forward
 
-    def inverse(self, spectrum: Signal, length: int) -> Signal:
+    def inverse(self, spectrum: Signal, length: int, mask: Signal | None = None) -> Signal:
         """`(..., self.n_bins, frames)` complex -> `(..., length)` real, of the same kind.
+
+        With `mask` (real, broadcastable against `spectrum`) the inverse of `mask * spectrum`:
+        the numpy path multiplies frame block by frame block on its threads, which saves the
+        product of the whole arrays (a pass over memory, on one core).
 
         A `length` past the frames' span is padded with zeros. Where the summed squared window
         is below 1e-11 (the zero or near-zero tail of the last frame's window) the numpy path
         gives zeros and torch.istft refuses the length."""
         if is_torch(spectrum):
-            return self._inverse_torch(spectrum, length)
-        return self._inverse_numpy(np.asarray(spectrum), length)
+            return self._inverse_torch(spectrum if mask is None else mask * spectrum, length)
+        return self._inverse_numpy(np.asarray(spectrum), length, mask)
 
     def _forward_numpy(self, waveform: np.ndarray) -> np.ndarray:
         real = np.result_type(waveform.dtype, np.float32)  # float32 stays float32
@@ -201,21 +205,31 @@ class STFT:
             return [fn(block) for block in blocks]
         return list(_pool(workers).map(fn, blocks))
 
-    def _inverse_numpy(self, spectrum: np.ndarray, length: int) -> np.ndarray:
+    def _inverse_numpy(
+        self, spectrum: np.ndarray, length: int, mask: np.ndarray | None = None
+    ) -> np.ndarray:
         real = np.finfo(np.result_type(spectrum.dtype, np.complex64)).dtype
         hop, fft_length = self.config.hop_length, self.fft_length
         window = self.window(real)
         *lead, _, count = spectrum.shape
-        slots = count - 1 + -(-fft_length // hop)  # hops that the frames reach into
+        if mask is not None:
+            lead = list(np.broadcast_shapes(spectrum.shape, mask.shape)[:-2])
+        reach = -(-fft_length // hop)  # hops that one frame spans
+        slots = count - 1 + reach  # hops that the frames reach into
+
+        def synthesise(block: slice) -> np.ndarray:  # (..., frames in block + reach - 1, hop)
+            part = spectrum[..., block] if mask is None else spectrum[..., block] * mask[..., block]
+            frames = np.fft.irfft(np.swapaxes(part, -1, -2), fft_length, axis=-1)
+            frames = frames.astype(real, copy=False) * window
+            added = np.zeros((*frames.shape[:-2], frames.shape[-2] + reach - 1, hop), real)
+            _overlap_add(added, frames, 0, hop)  # on the block's own thread
+            return added
+
         total = np.zeros((*lead, slots, hop), real)
-
-        def synthesise(block: slice) -> np.ndarray:  # (..., block, fft_length)
-            frames = np.fft.irfft(np.swapaxes(spectrum[..., block], -1, -2), fft_length, axis=-1)
-            return frames.astype(real, copy=False) * window
-
         blocks = _frame_blocks((*lead, count), fft_length)
-        for block, frames in zip(blocks, self._map(synthesise, blocks), strict=True):
-            _overlap_add(total, frames, block.start, hop)  # in order: neighbours overlap
+        for block, added in zip(blocks, self._map(synthesise, blocks), strict=True):
+            # in order: neighbouring blocks overlap by reach - 1 hops
+            total[..., block.start : block.start + added.shape[-2], :] += added
         envelope = np.zeros((slots, hop), real)  # the overlap-added squared window
         _overlap_add(envelope, np.broadcast_to(window**2, (count, fft_length)), 0, hop)
         start = fft_length // 2  # the centre padding of the forward transform

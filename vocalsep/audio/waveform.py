@@ -58,10 +58,13 @@ class WaveformEstimator:
         """Model samples a chunk must see on both sides: the network's receptive field."""
         return self.plan.context
 
-    def estimate(self, chunk: np.ndarray, sample_rate: int, start: int = 0) -> np.ndarray:
+    def estimate(
+        self, chunk: np.ndarray, sample_rate: int, start: int = 0, context: int = 0
+    ) -> np.ndarray:
         """One chunk `(channels, samples)` at `sample_rate` -> target estimates `(targets,
-        channels, samples)`: at the model's rate, tiled over samples (`start` is not needed:
-        chunks start on the network's shift grid)."""
+        channels, samples - 2 context)` of the chunk without `context` samples on either side:
+        at the model's rate, tiled over samples (`start` is not needed: chunks start on the
+        network's shift grid)."""
         length, rate = chunk.shape[-1], self.config.sample_rate
         mixture = chunk if sample_rate == rate else resample(chunk, sample_rate, rate)
         estimates = fold_channels(
@@ -74,4 +77,4 @@ class WaveformEstimator:
             flat = resample(flat, rate, sample_rate)[:, :length]
             flat = np.pad(flat, [(0, 0), (0, length - flat.shape[-1])])  # rounding: +-1 sample
             estimates = flat.reshape(*estimates.shape[:2], length)
-        return estimates
+        return estimates[..., context : length - context]

@@ -88,6 +88,7 @@ def overlap_add(
     pad_mode: str = "constant",
     origins: Sequence[int] | None = None,
     batch: int = 1,
+    needed: Sequence[tuple[int, int]] | None = None,
 ) -> Array:
     """Apply `fn` tile by tile over the last `len(plans)` axes of `inputs` and blend the tiles.
 
@@ -106,6 +107,9 @@ def overlap_add(
     `batch` > 1 hands `fn` up to that many tiles in one call, concatenated along axis 0 (which
     `fn` must treat as a batch of independent items, as a network in eval mode does): fewer,
     larger calls run faster on a CPU than one call per tile.
+
+    `needed` (per tiled axis, a range `(start, stop)` of input indices) runs only the tiles
+    whose kept part meets that range: the output is the same there and zero where no tile ran.
     """
     ops = _ops(inputs)
     dims = len(plans)
@@ -135,7 +139,21 @@ def overlap_add(
     for extra in windows[1:]:
         weight = weight[..., None] * extra
     output = weight_sum = None
-    indices = list(itertools.product(*(range(count) for count in counts)))
+    ranges = [range(count) for count in counts]
+    if needed is not None:
+        if len(needed) != dims:
+            raise ConfigError(f"need one needed range per tile plan, got {len(needed)}")
+        # tile i keeps input indices [i * step - lead, i * step - lead + tile)
+        ranges = [
+            range(
+                max(0, (low + lead - plan.tile) // plan.step + 1),
+                min(count, -(-(high + lead) // plan.step)),
+            )
+            for (low, high), lead, plan, count in zip(needed, leads, plans, counts, strict=True)
+        ]
+    indices = list(itertools.product(*ranges))
+    if not indices:
+        raise ConfigError(f"the needed ranges {list(needed or [])} lie outside the input")
     for first in range(0, len(indices), batch):
         group = [
             [i * plan.step for i, plan in zip(index, plans, strict=True)]
@@ -151,6 +169,8 @@ def overlap_add(
             place = _span(starts, plans, 0)
             output[(..., *place)] += result * weight
             weight_sum[place] += weight
+    if needed is not None:  # no tile ran there: zeros
+        weight_sum = ops.xp.where(weight_sum > 0, weight_sum, 1)
     output = output / weight_sum
     return output[(..., *(slice(lead, size) for lead, size in zip(leads, sizes, strict=True)))]
 
@@ -180,15 +200,24 @@ class StreamingOverlapAdd:
     to the input plus `context` zeros (so a short input costs a short tile), and `fn` must then
     accept shorter tiles. With `positions`, `fn(tile, start)` also gets the index in the stream
     of the tile's first sample (`-context` for the first tile, whose context is zeros).
+    With `cropped`, `fn` returns the output of the tile's kept part only (the tile without its
+    `context` samples on either side), which need not be computed.
     """
 
     def __init__(
-        self, fn: TileFn, plan: TilePlan, *, fixed_size: bool = False, positions: bool = False
+        self,
+        fn: TileFn,
+        plan: TilePlan,
+        *,
+        fixed_size: bool = False,
+        positions: bool = False,
+        cropped: bool = False,
     ) -> None:
         self.fn = fn
         self.plan = plan
         self.fixed_size = fixed_size
         self.positions = positions
+        self.cropped = cropped
         self._ops: _NumpyOps | _TorchOps | None = None  # chosen by the first block's kind
         self._pending: np.ndarray | torch.Tensor | None = None  # input not yet consumed by any tile
         self._pending_start = -plan.context  # absolute position of _pending[..., 0]
@@ -236,7 +265,8 @@ class StreamingOverlapAdd:
             self._pending = self._ops.pad(self._pending, [(0, missing)])
         piece = self._pending[..., offset : offset + kept + 2 * plan.context]
         result = self.fn(piece, start - plan.context) if self.positions else self.fn(piece)
-        result = result[..., plan.context : plan.context + kept]
+        if not self.cropped:
+            result = result[..., plan.context : plan.context + kept]
         if self._output is None:
             self._output = self._ops.zeros((*result.shape[:-1], 0), result)
             self._weights = self._ops.zeros((0,), result)
