@@ -1,0 +1,179 @@
+"""How much can the band above 8 kHz give? A model's SDR with an oracle in one band.
+
+    python benchmarks/oracle_band.py [--model default] [--dev ../shared/data/audio/dev]
+        [--split 8000] [--above MODEL] [--json OUT.json]
+
+For every dev track with stems, BSSEval v4 (museval, as `vocalsep evaluate` scores: median over
+1 s windows) of four vocals estimates, each with `accompaniment = mixture - vocals` as the
+product makes it:
+- model: the model's vocals as `vocalsep separate` gives them;
+- model + oracle above: the model's vocals below `--split` Hz, the ideal ratio mask's above
+  (|V| / (|V| + |A|) of the true stems on the mixture): the most that a network hearing the
+  band above the split could add to this model, its band below left as it is;
+- oracle below + model: the other way round, the headroom below the split;
+- oracle: the ideal ratio mask everywhere (the ceiling of any mask on this STFT);
+- with `--above MODEL`, also "model + above": the model below the split, MODEL's vocals above
+  (what a design that keeps this model's band and adds another network's above would give),
+  and the probes of `benchmarks/probes.py` (bleed, karaoke residue) of the model and of that
+  combination.
+Bands are combined on one STFT of the input (4096 / 1024, as the IRM baseline of `vocalsep
+evaluate`): the model's vocals are taken into it, the bands swapped, and back. Per track, then
+the median and the mean of the produced SiSEC tracks (the tracks whose name starts "sisec").
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from vocalsep import api
+from vocalsep.audio.evaluation import IRM_STFT, score_track
+from vocalsep.audio.stft import STFT
+from vocalsep.audio.tracks import TrackError, find_folder_tracks, load_track, track_sample_rate
+
+METHODS = ("model", "model + oracle above", "oracle below + model", "oracle")
+TARGETS = ("vocals", "accompaniment")
+
+
+def band_estimates(
+    separate: Callable[[np.ndarray, int], np.ndarray],
+    audio: dict[str, np.ndarray],
+    rate: int,
+    split_hz: float,
+    above: Callable[[np.ndarray, int], np.ndarray] | None = None,
+) -> dict[str, dict[str, np.ndarray]]:
+    """method -> target -> `(channels, samples)`: the estimates above for one track.
+    `separate(mixture, rate)` gives the model's vocals, `above(mixture, rate)` the other
+    model's."""
+    stft = STFT(IRM_STFT)
+    mixture = audio["mixture"]
+    length = mixture.shape[-1]
+    spectrum = stft(mixture.astype(np.float64))
+    true = {target: np.abs(stft(audio[target].astype(np.float64))) for target in TARGETS}
+    oracle = spectrum * true["vocals"] / (true["vocals"] + true["accompaniment"] + 1e-12)
+    model = stft(separate(mixture, rate).astype(np.float64))
+    above_split = (np.arange(stft.n_bins) * rate / IRM_STFT.n_fft >= split_hz)[:, None]
+    vocals = {
+        "model": model,
+        "model + oracle above": np.where(above_split, oracle, model),
+        "oracle below + model": np.where(above_split, model, oracle),
+        "oracle": oracle,
+    }
+    if above is not None:
+        vocals["model + above"] = np.where(
+            above_split, stft(above(mixture, rate).astype(np.float64)), model
+        )
+    estimates = {}
+    for method, spectrogram in vocals.items():
+        voice = stft.inverse(spectrogram, length).astype(np.float32)
+        estimates[method] = {"vocals": voice, "accompaniment": mixture - voice}
+    return estimates
+
+
+class Combined:
+    """A separator whose vocals are `low`'s below `split_hz` and `high`'s above, combined on
+    the STFT of `band_estimates` (for the probes); the accompaniment is the rest."""
+
+    def __init__(self, low: api.Separator, high: api.Separator, split_hz: float) -> None:
+        self.low, self.high, self.split_hz = low, high, split_hz
+
+    def separate(self, mixture: np.ndarray, rate: int) -> dict[str, np.ndarray]:
+        audio = {"mixture": mixture, "vocals": mixture, "accompaniment": mixture}  # unused
+        estimates = band_estimates(
+            lambda m, r: self.low.separate(m, r)["vocals"],
+            audio,
+            rate,
+            self.split_hz,
+            lambda m, r: self.high.separate(m, r)["vocals"],
+        )
+        return estimates["model + above"]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="default", help="a shipped name or a path")
+    parser.add_argument("--dev", default="../shared/data/audio/dev", help="dev tracks' folder")
+    parser.add_argument("--split", type=float, default=8000.0, help="band edge in Hz")
+    parser.add_argument("--above", default=None, help="a model for the band above the split")
+    parser.add_argument("--json", default=None, help="also write the numbers here")
+    args = parser.parse_args()
+    try:
+        tracks = find_folder_tracks(args.dev)
+    except TrackError as error:
+        sys.exit(str(error))
+    separator = api.Separator.from_pretrained(None if args.model == "default" else args.model)
+
+    def separate(mixture: np.ndarray, rate: int) -> np.ndarray:
+        return separator.separate(mixture, rate)["vocals"]
+
+    above = None
+    methods = METHODS
+    if args.above:
+        other = api.Separator.from_pretrained(args.above)
+        methods = (*METHODS, "model + above")
+
+        def above(mixture: np.ndarray, rate: int) -> np.ndarray:
+            return other.separate(mixture, rate)["vocals"]
+
+    scores: dict[str, dict[str, dict[str, float]]] = {method: {} for method in methods}
+    print(f"model: {args.model}   split: {args.split:.0f} Hz   SDR in dB, vocals / accompaniment")
+    print(f"{'track':<30}" + "".join(f"{method:>24}" for method in methods))
+    for track in tracks:
+        rate = track_sample_rate(track)
+        audio = load_track(track, rate)
+        references = {target: audio[target] for target in TARGETS}
+        estimates = band_estimates(separate, audio, rate, args.split, above)
+        row = f"{track.name:<30}"
+        for method in methods:
+            result = score_track(track.name, references, estimates[method], rate)
+            sdr = {target: result.medians[target]["SDR"] for target in TARGETS}
+            scores[method][track.name] = sdr
+            row += f"{sdr['vocals']:>15.2f} / {sdr['accompaniment']:>5.2f}"
+        print(row)
+    produced = [track.name for track in tracks if track.name.lower().startswith("sisec")]
+    for label, names, summary in [
+        ("median", [track.name for track in tracks], statistics.median),
+        ("SiSEC mean", produced, statistics.fmean),
+    ]:
+        if not names:
+            continue
+        row = f"{label:<30}"
+        for method in methods:
+            values = {t: summary([scores[method][n][t] for n in names]) for t in TARGETS}
+            scores[method][label] = values
+            row += f"{values['vocals']:>15.2f} / {values['accompaniment']:>5.2f}"
+        print(row)
+    if args.above:
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        from probes import probe  # benchmarks/probes.py, beside this script
+
+        columns = ("bleed_below_8k_db", "bleed_above_8k_db", "karaoke_residue_db")
+        print(f"\nprobes (dB): {'  '.join(columns)}")
+        separators = {"model": separator, "model + above": Combined(separator, other, args.split)}
+        for method, probed in separators.items():
+            rows = {}
+            for track in tracks:
+                rate = track_sample_rate(track)
+                audio = load_track(track, rate)
+                rows[track.name] = probe(probed, audio["vocals"], audio["accompaniment"], rate)
+                cells = [rows[track.name][c] for c in columns]
+                print(f"{method:<14} {track.name:<30}" + "".join(_cell(v) for v in cells))
+            residue = statistics.median(row["karaoke_residue_db"] for row in rows.values())
+            print(f"{method:<14} {'median residue':<30}{residue:>10.1f}")
+            scores[method]["probes"] = rows
+    if args.json:
+        Path(args.json).write_text(json.dumps(scores, indent=1) + "\n")
+
+
+def _cell(value: float | None) -> str:
+    return f"{value:>10.1f}" if value is not None else f"{'-':>10}"
+
+
+if __name__ == "__main__":
+    main()
