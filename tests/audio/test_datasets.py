@@ -62,6 +62,23 @@ def test_silent_vocal_share(toy):
     )
 
 
+def test_solo_vocal_share(toy):
+    """A share of the examples with vocals has the vocals alone; with none asked for, the
+    examples are exactly those of a dataset that has no such option (same random draws)."""
+    dataset = synthesized(toy, silent_vocals=0.0, solo_vocals=0.5)
+    examples = [dataset[i] for i in range(60)]
+    solo = [np.abs(e["accompaniment"]).max() == 0 for e in examples]
+    assert 15 <= sum(solo) <= 45
+    for example, alone in zip(examples, solo, strict=True):
+        assert np.abs(example["vocals"]).max() > 0
+        if alone:
+            np.testing.assert_array_equal(example["mixture"], example["vocals"])
+    plain, none = synthesized(toy), synthesized(toy, solo_vocals=0.0)
+    for i in range(10):
+        np.testing.assert_array_equal(plain[i]["mixture"], none[i]["mixture"])
+        assert np.abs(plain[i]["accompaniment"]).max() > 0
+
+
 def test_split_by_group_never_shares_a_recording(toy):
     spec = SourceSpec(str(toy / "vocals"), validation_groups=("singer1", "singer4"))
     train, validation = split_files(spec, "train"), split_files(spec, "validation")

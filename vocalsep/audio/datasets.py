@@ -70,6 +70,8 @@ class SynthesizedConfig(Config):
 
     vocal_level_db:   vocal-to-accompaniment RMS ratio, uniform in this range (dB).
     silent_vocals:    share of examples with no vocals at all (the model must learn silence).
+    solo_vocals:      share of the other examples with no accompaniment (the vocals alone:
+                      a cappella passages, where the karaoke track must stay silent).
     speech:           extra vocal material (spoken voice) and the share of examples using it.
     active_threshold: vocal excerpts quieter than this RMS are redrawn (up to 8 times), so
                       "vocals present" examples really contain singing.
@@ -81,6 +83,7 @@ class SynthesizedConfig(Config):
     speech_share: float = 0.0
     vocal_level_db: tuple[float, float] = (-8.0, 4.0)
     silent_vocals: float = 0.1
+    solo_vocals: float = 0.0
     active_threshold: float = 0.003
     mixture_peak: tuple[float, float] = (0.3, 0.95)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
@@ -260,6 +263,8 @@ class SynthesizedMixtures(ExampleSource):
             vocals = self._vocal(rng)
             level = 10 ** (rng.uniform(*config.vocal_level_db) / 20)
             vocals = vocals * (level * augment.rms(accompaniment) / augment.rms(vocals))
+            if config.solo_vocals and rng.random() < config.solo_vocals:
+                accompaniment = np.zeros_like(accompaniment)
         bus = config.augment.p_bus_compress
         if bus and rng.random() < bus:
             vocals, accompaniment = augment.bus_compress(
