@@ -153,7 +153,12 @@ def main() -> None:
         sys.path.insert(0, str(Path(__file__).resolve().parent))
         from probes import probe  # benchmarks/probes.py, beside this script
 
-        columns = ("bleed_below_8k_db", "bleed_above_8k_db", "karaoke_residue_db")
+        columns = (
+            "bleed_below_8k_db",
+            "bleed_above_8k_db",
+            "karaoke_residue_db",
+            "residue_above_8k_db",
+        )
         print(f"\nprobes (dB): {'  '.join(columns)}")
         separators = {"model": separator, "model + above": Combined(separator, other, args.split)}
         for method, probed in separators.items():

@@ -9,7 +9,8 @@ For every dev track with `vocals.*` and `accompaniment.*` stems, and every model
   hi-hats in the a-cappella). Above 8 kHz only where the input has content there (above -60 dB
   of its total energy: the MIR-1K clips are 16 kHz recordings, nothing above 8 kHz).
 - karaoke residue: the vocals stem alone goes in; the energy of the accompaniment output
-  relative to the input's, full band (dB; the original singer left under the karaoke track).
+  relative to the input's, full band (dB; the original singer left under the karaoke track),
+  and the part of it above 8 kHz (relative to the same full-band input energy).
 Per track, then the median of each column per model. Energies are sums over the whole clip of
 the squared spectrum (Parseval), both channels. Lower is better everywhere.
 """
@@ -57,12 +58,14 @@ def probe(separator, vocals: np.ndarray, accompaniment: np.ndarray, rate: int) -
     has_high = rate / 2 > SPLIT_HZ and total_in > 0 and db(high_in / total_in) > PRESENT_DB
     result["bleed_above_8k_db"] = db(bleed.energy(SPLIT_HZ) / high_in) if has_high else None
     residue = Spectrum(separator.separate(vocals, rate)["accompaniment"], rate)
-    result["karaoke_residue_db"] = db(residue.energy(0) / Spectrum(vocals, rate).energy(0))
+    voice = Spectrum(vocals, rate).energy(0)
+    result["karaoke_residue_db"] = db(residue.energy(0) / voice)
+    result["residue_above_8k_db"] = db(residue.energy(SPLIT_HZ) / voice) if has_high else None
     return result
 
 
 def cells(row: dict, columns: tuple[str, ...]) -> str:
-    widths = (10, 10, 9)
+    widths = (10, 10, 9, 12)
     return " ".join(
         f"{row[c]:>{w}.1f}" if row[c] is not None else f"{'-':>{w}}"
         for c, w in zip(columns, widths, strict=True)
@@ -79,9 +82,17 @@ def main() -> None:
         tracks = find_folder_tracks(args.dev)
     except TrackError as error:
         sys.exit(str(error))
-    columns = ("bleed_below_8k_db", "bleed_above_8k_db", "karaoke_residue_db")
+    columns = (
+        "bleed_below_8k_db",
+        "bleed_above_8k_db",
+        "karaoke_residue_db",
+        "residue_above_8k_db",
+    )
     results: dict[str, dict[str, dict]] = {}
-    print(f"{'model':<24} {'track':<30} {'bleed <8k':>10} {'bleed >8k':>10} {'residue':>9}")
+    print(
+        f"{'model':<24} {'track':<30} {'bleed <8k':>10} {'bleed >8k':>10} {'residue':>9} "
+        f"{'of it >8k':>12}"
+    )
     for model in (name.strip() for name in args.models.split(",") if name.strip()):
         separator = api.Separator.from_pretrained(None if model == "default" else model)
         results[model] = {}

@@ -39,6 +39,7 @@ def test_probe_reports_no_high_band_for_a_16_khz_recording(probes, tiny_checkpoi
     accompaniment = 0.1 * rng.standard_normal((1, 16000)).astype(np.float32)
     row = probes.probe(separator, vocals, accompaniment, 16000)
     assert row["bleed_above_8k_db"] is None  # nothing above 8 kHz at a 16 kHz rate
+    assert row["residue_above_8k_db"] is None
     assert np.isfinite(row["bleed_below_8k_db"]) and np.isfinite(row["karaoke_residue_db"])
     # the residual accompaniment: vocals in -> (vocals - vocals estimate) out, never louder
     # than the input plus the estimate

@@ -86,7 +86,7 @@ def find_folder_tracks(root: str | os.PathLike) -> list[Track]:
     root = Path(root)
     if not root.is_dir():
         what = "is not a folder" if root.exists() else "does not exist"
-        raise TrackError(f"{root} {what}; pass the dataset folder with --root")
+        raise TrackError(f"{root} {what}; give the folder that holds the track folders")
     tracks = []
     for folder in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
         paths = _stem_files(folder)
@@ -139,7 +139,7 @@ def musdb_tracks(
     folder = root / subset
     if not folder.is_dir():
         raise TrackError(
-            f"{folder} does not exist; --root must be the MUSDB18 folder holding train/ and test/"
+            f"{folder} does not exist; give the MUSDB18 folder, the one holding train/ and test/"
         )
     try:
         database = musdb.DB(root=os.fspath(root), subsets=subset, split=split, is_wav=is_wav)
