@@ -35,7 +35,10 @@ import numpy as np
 from vocalsep import api
 from vocalsep.audio.evaluation import IRM_STFT, score_track
 from vocalsep.audio.stft import STFT
-from vocalsep.audio.tracks import TrackError, find_folder_tracks, load_track, track_sample_rate
+from vocalsep.audio.tracks import load_track, track_sample_rate
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # as when run: probes.py is beside it
+from probes import parse_dev_arguments, probe  # noqa: E402
 
 METHODS = ("model", "model + oracle above", "oracle below + model", "oracle")
 TARGETS = ("vocals", "accompaniment")
@@ -98,15 +101,9 @@ class Combined:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="default", help="a shipped name or a path")
-    parser.add_argument("--dev", default="../shared/data/audio/dev", help="dev tracks' folder")
     parser.add_argument("--split", type=float, default=8000.0, help="band edge in Hz")
     parser.add_argument("--above", default=None, help="a model for the band above the split")
-    parser.add_argument("--json", default=None, help="also write the numbers here")
-    args = parser.parse_args()
-    try:
-        tracks = find_folder_tracks(args.dev)
-    except TrackError as error:
-        sys.exit(str(error))
+    args, tracks = parse_dev_arguments(parser)
     separator = api.Separator.from_pretrained(None if args.model == "default" else args.model)
 
     def separate(mixture: np.ndarray, rate: int) -> np.ndarray:
@@ -150,9 +147,6 @@ def main() -> None:
             row += f"{values['vocals']:>15.2f} / {values['accompaniment']:>5.2f}"
         print(row)
     if args.above:
-        sys.path.insert(0, str(Path(__file__).resolve().parent))
-        from probes import probe  # benchmarks/probes.py, beside this script
-
         columns = (
             "bleed_below_8k_db",
             "bleed_above_8k_db",

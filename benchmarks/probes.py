@@ -72,16 +72,22 @@ def cells(row: dict, columns: tuple[str, ...]) -> str:
     )
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--models", default="default", help="comma-separated names or paths")
+def parse_dev_arguments(parser: argparse.ArgumentParser) -> tuple[argparse.Namespace, list]:
+    """Add --dev and --json to `parser`, parse the command line and find the dev tracks (or
+    exit with the reason in one line). Shared with `oracle_band.py`."""
     parser.add_argument("--dev", default="../shared/data/audio/dev", help="dev tracks' folder")
     parser.add_argument("--json", default=None, help="also write the numbers here")
     args = parser.parse_args()
     try:
-        tracks = find_folder_tracks(args.dev)
+        return args, find_folder_tracks(args.dev)
     except TrackError as error:
         sys.exit(str(error))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--models", default="default", help="comma-separated names or paths")
+    args, tracks = parse_dev_arguments(parser)
     columns = (
         "bleed_below_8k_db",
         "bleed_above_8k_db",

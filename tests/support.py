@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 from pathlib import Path
+from types import ModuleType
 
 import numpy as np
 import soundfile as sf
@@ -256,3 +258,12 @@ def make_waveform_model(
         for module in model.network.upsamplers:
             module.logits.uniform_(-2, 2)
     return model.eval()
+
+
+def load_benchmark(name: str) -> ModuleType:
+    """The script `benchmarks/<name>.py` as a module (the folder is not a package)."""
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(f"{name}_benchmark", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

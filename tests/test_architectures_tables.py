@@ -1,18 +1,13 @@
 """benchmarks/architectures.py turns the equal-budget results into tables: every row, its
 command, the CRF rows, and the hand-written lessons kept when the file is rewritten."""
 
-import importlib.util
 import json
-from pathlib import Path
 
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "architectures.py"
+from support import load_benchmark
 
 
 def _script():
-    spec = importlib.util.spec_from_file_location("architectures_benchmark", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("architectures")
 
 
 def _row(name, task, **extra):

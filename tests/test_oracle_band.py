@@ -1,21 +1,15 @@
 """benchmarks/oracle_band.py: the band-swapped estimates, on synthesized stems."""
 
-import importlib.util
-from pathlib import Path
-
 import numpy as np
 import pytest
+from support import load_benchmark
 
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "oracle_band.py"
 RATE = 44100
 
 
 @pytest.fixture(scope="module")
 def oracle_band():
-    spec = importlib.util.spec_from_file_location("oracle_band_benchmark", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("oracle_band")
 
 
 def band_energy(audio, low, high):

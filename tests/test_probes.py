@@ -1,23 +1,17 @@
 """benchmarks/probes.py: band energies and the two probes, on synthesized stems."""
 
-import importlib.util
 import math
-from pathlib import Path
 
 import numpy as np
 import pytest
+from support import load_benchmark
 
 import vocalsep
-
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "probes.py"
 
 
 @pytest.fixture(scope="module")
 def probes():
-    spec = importlib.util.spec_from_file_location("probes_benchmark", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("probes")
 
 
 def test_spectrum_energy_splits_a_two_tone_signal_at_8_khz(probes):
