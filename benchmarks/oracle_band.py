@@ -38,10 +38,15 @@ from vocalsep.audio.stft import STFT
 from vocalsep.audio.tracks import load_track, track_sample_rate
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # as when run: probes.py is beside it
-from probes import parse_dev_arguments, probe  # noqa: E402
+from probes import COLUMNS, cells, parse_dev_arguments, probe  # noqa: E402
 
 METHODS = ("model", "model + oracle above", "oracle below + model", "oracle")
 TARGETS = ("vocals", "accompaniment")
+
+
+def _above_split(stft: STFT, rate: int, split_hz: float) -> np.ndarray:
+    """`(bins, 1)`: which bins of `stft` at `rate` lie at or above `split_hz`."""
+    return (np.arange(stft.n_bins) * rate / stft.fft_length >= split_hz)[:, None]
 
 
 def band_estimates(
@@ -56,12 +61,11 @@ def band_estimates(
     model's."""
     stft = STFT(IRM_STFT)
     mixture = audio["mixture"]
-    length = mixture.shape[-1]
     spectrum = stft(mixture.astype(np.float64))
     true = {target: np.abs(stft(audio[target].astype(np.float64))) for target in TARGETS}
     oracle = spectrum * true["vocals"] / (true["vocals"] + true["accompaniment"] + 1e-12)
     model = stft(separate(mixture, rate).astype(np.float64))
-    above_split = (np.arange(stft.n_bins) * rate / IRM_STFT.n_fft >= split_hz)[:, None]
+    above_split = _above_split(stft, rate, split_hz)
     vocals = {
         "model": model,
         "model + oracle above": np.where(above_split, oracle, model),
@@ -69,14 +73,15 @@ def band_estimates(
         "oracle": oracle,
     }
     if above is not None:
-        vocals["model + above"] = np.where(
-            above_split, stft(above(mixture, rate).astype(np.float64)), model
-        )
-    estimates = {}
-    for method, spectrogram in vocals.items():
-        voice = stft.inverse(spectrogram, length).astype(np.float32)
-        estimates[method] = {"vocals": voice, "accompaniment": mixture - voice}
-    return estimates
+        high = stft(above(mixture, rate).astype(np.float64))
+        vocals["model + above"] = np.where(above_split, high, model)
+    return {method: _stems(stft, value, mixture) for method, value in vocals.items()}
+
+
+def _stems(stft: STFT, vocals: np.ndarray, mixture: np.ndarray) -> dict[str, np.ndarray]:
+    """The vocals spectrogram back in time, and the accompaniment as the rest of `mixture`."""
+    voice = stft.inverse(vocals, mixture.shape[-1]).astype(np.float32)
+    return {"vocals": voice, "accompaniment": mixture - voice}
 
 
 class Combined:
@@ -87,15 +92,12 @@ class Combined:
         self.low, self.high, self.split_hz = low, high, split_hz
 
     def separate(self, mixture: np.ndarray, rate: int) -> dict[str, np.ndarray]:
-        audio = {"mixture": mixture, "vocals": mixture, "accompaniment": mixture}  # unused
-        estimates = band_estimates(
-            lambda m, r: self.low.separate(m, r)["vocals"],
-            audio,
-            rate,
-            self.split_hz,
-            lambda m, r: self.high.separate(m, r)["vocals"],
+        stft = STFT(IRM_STFT)
+        low, high = (
+            stft(model.separate(mixture, rate)["vocals"].astype(np.float64))
+            for model in (self.low, self.high)
         )
-        return estimates["model + above"]
+        return _stems(stft, np.where(_above_split(stft, rate, self.split_hz), high, low), mixture)
 
 
 def main() -> None:
@@ -111,14 +113,17 @@ def main() -> None:
 
     above = None
     methods = METHODS
+    probed = {}  # with --above, the separators that `probes.py`'s probes run on
     if args.above:
         other = api.Separator.from_pretrained(args.above)
         methods = (*METHODS, "model + above")
+        probed = {"model": separator, "model + above": Combined(separator, other, args.split)}
 
         def above(mixture: np.ndarray, rate: int) -> np.ndarray:
             return other.separate(mixture, rate)["vocals"]
 
     scores: dict[str, dict[str, dict[str, float]]] = {method: {} for method in methods}
+    rows: dict[str, dict[str, dict]] = {method: {} for method in probed}  # -> track -> probes
     print(f"model: {args.model}   split: {args.split:.0f} Hz   SDR in dB, vocals / accompaniment")
     print(f"{'track':<30}" + "".join(f"{method:>24}" for method in methods))
     for track in tracks:
@@ -133,6 +138,9 @@ def main() -> None:
             scores[method][track.name] = sdr
             row += f"{sdr['vocals']:>15.2f} / {sdr['accompaniment']:>5.2f}"
         print(row)
+        for method, probed_separator in probed.items():
+            stems = audio["vocals"], audio["accompaniment"]
+            rows[method][track.name] = probe(probed_separator, *stems, rate)
     produced = [track.name for track in tracks if track.name.lower().startswith("sisec")]
     for label, names, summary in [
         ("median", [track.name for track in tracks], statistics.median),
@@ -146,32 +154,16 @@ def main() -> None:
             scores[method][label] = values
             row += f"{values['vocals']:>15.2f} / {values['accompaniment']:>5.2f}"
         print(row)
-    if args.above:
-        columns = (
-            "bleed_below_8k_db",
-            "bleed_above_8k_db",
-            "karaoke_residue_db",
-            "residue_above_8k_db",
-        )
-        print(f"\nprobes (dB): {'  '.join(columns)}")
-        separators = {"model": separator, "model + above": Combined(separator, other, args.split)}
-        for method, probed in separators.items():
-            rows = {}
-            for track in tracks:
-                rate = track_sample_rate(track)
-                audio = load_track(track, rate)
-                rows[track.name] = probe(probed, audio["vocals"], audio["accompaniment"], rate)
-                cells = [rows[track.name][c] for c in columns]
-                print(f"{method:<14} {track.name:<30}" + "".join(_cell(v) for v in cells))
-            residue = statistics.median(row["karaoke_residue_db"] for row in rows.values())
-            print(f"{method:<14} {'median residue':<30}{residue:>10.1f}")
-            scores[method]["probes"] = rows
+    if probed:
+        print(f"\nprobes (dB): {'  '.join(COLUMNS)}")
+    for method, by_track in rows.items():
+        for name, values in by_track.items():
+            print(f"{method:<14} {name:<30} {cells(values, COLUMNS)}")
+        residue = statistics.median(values["karaoke_residue_db"] for values in by_track.values())
+        print(f"{method:<14} {'median residue':<30} {residue:>10.1f}")
+        scores[method]["probes"] = by_track
     if args.json:
         Path(args.json).write_text(json.dumps(scores, indent=1) + "\n")
-
-
-def _cell(value: float | None) -> str:
-    return f"{value:>10.1f}" if value is not None else f"{'-':>10}"
 
 
 if __name__ == "__main__":

@@ -46,6 +46,10 @@ class Spectrum:
         return float(self.power[(self.freqs >= low) & top].sum())
 
 
+# what `probe` measures, in the order of the table
+COLUMNS = ("bleed_below_8k_db", "bleed_above_8k_db", "karaoke_residue_db", "residue_above_8k_db")
+
+
 def db(ratio: float) -> float:
     return 10 * math.log10(ratio) if ratio > 0 else -math.inf
 
@@ -88,12 +92,6 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", default="default", help="comma-separated names or paths")
     args, tracks = parse_dev_arguments(parser)
-    columns = (
-        "bleed_below_8k_db",
-        "bleed_above_8k_db",
-        "karaoke_residue_db",
-        "residue_above_8k_db",
-    )
     results: dict[str, dict[str, dict]] = {}
     print(
         f"{'model':<24} {'track':<30} {'bleed <8k':>10} {'bleed >8k':>10} {'residue':>9} "
@@ -107,15 +105,15 @@ def main() -> None:
             audio = load_track(track, rate)  # one rate, channel count and length
             row = probe(separator, audio["vocals"], audio["accompaniment"], rate)
             results[model][track.name] = row
-            print(f"{model:<24} {track.name:<30} {cells(row, columns)}")
+            print(f"{model:<24} {track.name:<30} {cells(row, COLUMNS)}")
         medians = {
             column: statistics.median(values)
             if (values := [r[column] for r in results[model].values() if r[column] is not None])
             else None
-            for column in columns
+            for column in COLUMNS
         }
         results[model]["median"] = medians
-        print(f"{model:<24} {'median':<30} {cells(medians, columns)}")
+        print(f"{model:<24} {'median':<30} {cells(medians, COLUMNS)}")
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=1) + "\n")
 

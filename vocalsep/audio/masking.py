@@ -284,6 +284,8 @@ class SpectrogramEstimator:
             resampled = resample(chunk, sample_rate, self.config.sample_rate)
 
         def analyse(member_stft: STFT) -> tuple[np.ndarray, int]:
+            if same_rate and member_stft is stft and margin == context:  # the whole chunk
+                return spectrum[None], first_frame
             analysis, first_model_frame, _ = _song_grid_stft(member_stft, resampled, model_start)
             return analysis[None], first_model_frame
 

@@ -151,9 +151,9 @@ def overlap_add(
             )
             for (low, high), lead, plan, count in zip(needed, leads, plans, counts, strict=True)
         ]
+        if not all(ranges):
+            raise ConfigError(f"the needed ranges {list(needed)} lie outside the input")
     indices = list(itertools.product(*ranges))
-    if not indices:
-        raise ConfigError(f"the needed ranges {list(needed or [])} lie outside the input")
     for first in range(0, len(indices), batch):
         group = [
             [i * plan.step for i, plan in zip(index, plans, strict=True)]
