@@ -38,7 +38,7 @@ from vocalsep.audio.stft import STFT
 from vocalsep.audio.tracks import load_track, track_sample_rate
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # as when run: probes.py is beside it
-from probes import COLUMNS, cells, parse_dev_arguments, probe  # noqa: E402
+from probes import COLUMNS, cells, load_separator, parse_dev_arguments, probe  # noqa: E402
 
 METHODS = ("model", "model + oracle above", "oracle below + model", "oracle")
 TARGETS = ("vocals", "accompaniment")
@@ -106,7 +106,7 @@ def main() -> None:
     parser.add_argument("--split", type=float, default=8000.0, help="band edge in Hz")
     parser.add_argument("--above", default=None, help="a model for the band above the split")
     args, tracks = parse_dev_arguments(parser)
-    separator = api.Separator.from_pretrained(None if args.model == "default" else args.model)
+    separator = load_separator(args.model)
 
     def separate(mixture: np.ndarray, rate: int) -> np.ndarray:
         return separator.separate(mixture, rate)["vocals"]
@@ -115,7 +115,7 @@ def main() -> None:
     methods = METHODS
     probed = {}  # with --above, the separators that `probes.py`'s probes run on
     if args.above:
-        other = api.Separator.from_pretrained(args.above)
+        other = load_separator(args.above)
         methods = (*METHODS, "model + above")
         probed = {"model": separator, "model + above": Combined(separator, other, args.split)}
 

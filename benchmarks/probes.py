@@ -28,6 +28,7 @@ import numpy as np
 
 from vocalsep import api
 from vocalsep.audio.tracks import TrackError, find_folder_tracks, load_track, track_sample_rate
+from vocalsep.core.errors import VocalsepError
 
 SPLIT_HZ = 8000.0
 PRESENT_DB = -60.0  # a band "has content" above this, relative to the input's total energy
@@ -88,6 +89,15 @@ def parse_dev_arguments(parser: argparse.ArgumentParser) -> tuple[argparse.Names
         sys.exit(str(error))
 
 
+def load_separator(name: str) -> api.Separator:
+    """A shipped model's name ("default" for the default model) or a path, or exit with the
+    reason in one line. Shared with `oracle_band.py`."""
+    try:
+        return api.Separator.from_pretrained(None if name == "default" else name)
+    except VocalsepError as error:
+        sys.exit(str(error))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", default="default", help="comma-separated names or paths")
@@ -98,7 +108,7 @@ def main() -> None:
         f"{'of it >8k':>12}"
     )
     for model in (name.strip() for name in args.models.split(",") if name.strip()):
-        separator = api.Separator.from_pretrained(None if model == "default" else model)
+        separator = load_separator(model)
         results[model] = {}
         for track in tracks:
             rate = track_sample_rate(track)
